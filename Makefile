@@ -1,0 +1,56 @@
+# SQE — the verbs. `make run` starts a local server; `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO      ?= cargo
+PYTHON     ?= python3
+CACHE_DIR  ?= $(HOME)/.cache/sqe
+REQS       := e2e/clients/requirements.txt
+REQS_HASH  := $(shell sha256sum $(REQS) 2>/dev/null | cut -c1-12)
+VENV       := $(CACHE_DIR)/venv-py311-$(REQS_HASH)
+BIN        := target/release
+DATA_DIR   ?= ./sqe-data
+
+.PHONY: help build run test test-rust test-slt test-clients lint fmt bench venv clean-data
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build every binary (release)
+	$(CARGO) build --release --workspace --bins
+
+run: build ## start sqe-server on 127.0.0.1 with the TPC-H sample (data in ./sqe-data)
+	$(BIN)/sqe-server --data-dir $(DATA_DIR)
+
+test: lint test-rust test-clients ## lint, unit + SQL tests, real-client integration tests
+
+test-rust: ## unit tests and the sqllogictest suite
+	$(CARGO) test --release --workspace
+
+test-slt: ## only the sqllogictest suite (SQE_SLT_FILTER=name to pick files)
+	$(CARGO) test --release -p sqe-engine --test sqllogictests
+
+test-clients: build venv ## ADBC / pyarrow / sqe-cli against the real sqe-server binary
+	SQE_SERVER_BIN=$(CURDIR)/$(BIN)/sqe-server SQE_CLI_BIN=$(CURDIR)/$(BIN)/sqe-cli \
+		$(VENV)/bin/pytest -q e2e/clients
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+venv: $(VENV)/.ok ## the Python venv for client tests and benchmarks (cached by requirements hash)
+
+$(VENV)/.ok: $(REQS)
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r $(REQS)
+	touch $@
+
+bench: build venv ## TPC-H SF1: SQE (Flight SQL) vs DuckDB on the same data; table in target/bench/
+	$(VENV)/bin/python bench/tpch_bench.py --sqe-server $(BIN)/sqe-server --scale $${SCALE:-1}
+
+clean-data: ## delete the local server's data directory
+	rm -rf $(DATA_DIR)

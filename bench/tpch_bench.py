@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""TPC-H through SQE (Flight SQL, Iceberg tables) and DuckDB (Parquet), in one invocation.
+
+1. `sqe-server generate-tpch` writes the eight tables as Parquet (cached per scale factor).
+2. A fresh sqe-server (own data dir, no sample) ingests them into Iceberg through Flight SQL
+   bulk ingest (`adbc_ingest`), i.e. through SQE's own write path.
+3. Each of the 22 queries runs once to warm up, then three timed runs, on SQE (ADBC Flight
+   SQL, results fetched as Arrow) and on DuckDB over the same Parquet files, with the same
+   number of threads. Results are compared row by row.
+4. Prints per-query medians, the SQE/DuckDB ratio, totals and geometric means, and writes the
+   table to target/bench/ (markdown and JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import duckdb
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERIES = ROOT / "bench" / "tpch"
+TABLES = ["nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def split_statements(text: str) -> list[str]:
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def load_queries() -> dict[int, list[str]]:
+    out = {}
+    for n in range(1, 23):
+        out[n] = split_statements((QUERIES / f"q{n}.sql").read_text())
+    return out
+
+
+def timed_statement(stmts: list[str]) -> int:
+    """Index of the statement to time: the SELECT (q15 wraps it in CREATE/DROP VIEW)."""
+    for i, s in enumerate(stmts):
+        if re.match(r"^\s*select", s, re.IGNORECASE):
+            return i
+    return len(stmts) - 1
+
+
+def normalize(value):
+    if isinstance(value, float):
+        return round(value, 2)
+    if isinstance(value, decimal.Decimal):
+        return round(float(value), 2)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def rows_equal(a: list[tuple], b: list[tuple]) -> bool:
+    if len(a) != len(b):
+        return False
+    for ra, rb in zip(a, b):
+        if len(ra) != len(rb):
+            return False
+        for x, y in zip(ra, rb):
+            x, y = normalize(x), normalize(y)
+            if isinstance(x, float) and isinstance(y, float):
+                if not math.isclose(x, y, rel_tol=1e-6, abs_tol=0.011):
+                    return False
+            elif x != y:
+                return False
+    return True
+
+
+class Sqe:
+    def __init__(self, binary: Path, data_dir: Path, threads: int):
+        self.port = free_port()
+        self.health = free_port()
+        env = dict(os.environ)
+        env.update(
+            SQE_COORDINATOR__FLIGHT_SQL_ADDR=f"127.0.0.1:{self.port}",
+            SQE_COORDINATOR__HEALTH_ADDR=f"127.0.0.1:{self.health}",
+            SQE_METRICS__ADDR=f"127.0.0.1:{free_port()}",
+            SQE_COORDINATOR__SAMPLE_DATA="false",
+            SQE_COORDINATOR__DEFAULT_SCHEMA="tpch",
+            SQE_COORDINATOR__TARGET_PARTITIONS=str(threads),
+            SQE_COORDINATOR__LOG_LEVEL="warn",
+        )
+        self.log = open(data_dir.parent / "sqe-server.log", "w")
+        self.proc = subprocess.Popen(
+            [str(binary), "--data-dir", str(data_dir)], env=env, stdout=self.log, stderr=self.log
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"sqe-server exited early; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit("sqe-server did not become ready in 120 s")
+        self.conn = flight_sql.connect(f"grpc://127.0.0.1:{self.port}")
+
+    def run(self, sql: str):
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetch_arrow_table()
+
+    def stop(self):
+        self.conn.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sqe-server", default=str(ROOT / "target/release/sqe-server"))
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--queries", default="1-22", help="e.g. 1-22 or 1,3,6")
+    args = ap.parse_args()
+
+    selected: list[int] = []
+    for part in args.queries.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            selected.extend(range(int(a), int(b) + 1))
+        else:
+            selected.append(int(part))
+
+    out_dir = ROOT / "target" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sf_tag = f"sf{args.scale:g}"
+    parquet_dir = out_dir / f"tpch-{sf_tag}-parquet"
+    if not (parquet_dir / "lineitem.parquet").exists():
+        print(f"generating TPC-H {sf_tag} Parquet into {parquet_dir} ...", flush=True)
+        tmp = parquet_dir.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(
+            [args.sqe_server, "generate-tpch", "--scale", str(args.scale), "--out", str(tmp)],
+            check=True,
+        )
+        tmp.rename(parquet_dir)
+
+    work = Path(tempfile.mkdtemp(prefix="sqe-bench-"))
+    sqe = Sqe(Path(args.sqe_server), work / "data", args.threads)
+    queries = load_queries()
+    results = {}
+    try:
+        print("loading into Iceberg through Flight SQL bulk ingest ...", flush=True)
+        t0 = time.perf_counter()
+        total_rows = 0
+        with sqe.conn.cursor() as cur:
+            for t in TABLES:
+                table = pq.read_table(parquet_dir / f"{t}.parquet")
+                total_rows += cur.adbc_ingest(t, table, mode="create", db_schema_name="tpch")
+        sqe.conn.commit()
+        load_s = time.perf_counter() - t0
+        print(f"loaded {total_rows} rows in {load_s:.1f} s", flush=True)
+
+        duck = duckdb.connect()
+        duck.execute(f"SET threads TO {args.threads}")
+        for t in TABLES:
+            duck.execute(
+                f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{parquet_dir / (t + '.parquet')}')"
+            )
+
+        for n in selected:
+            stmts = queries[n]
+            ti = timed_statement(stmts)
+            timings = {"sqe": [], "duckdb": []}
+            answers = {}
+            for engine in ("sqe", "duckdb"):
+                for run in range(args.runs + 1):
+                    for i, s in enumerate(stmts):
+                        if i == ti:
+                            start = time.perf_counter()
+                            if engine == "sqe":
+                                rows = sqe.run(s).to_pylist()
+                                rows = [tuple(r.values()) for r in rows]
+                            else:
+                                rows = duck.execute(s).fetchall()
+                            elapsed = time.perf_counter() - start
+                            if run > 0:
+                                timings[engine].append(elapsed)
+                            answers[engine] = rows
+                        elif engine == "sqe":
+                            sqe.run(s)
+                        else:
+                            duck.execute(s)
+            same = rows_equal(answers["sqe"], answers["duckdb"])
+            results[n] = {
+                "sqe_s": statistics.median(timings["sqe"]),
+                "duckdb_s": statistics.median(timings["duckdb"]),
+                "rows": len(answers["sqe"]),
+                "same_rows": same,
+            }
+            r = results[n]
+            print(
+                f"q{n:<2} sqe {r['sqe_s']*1000:8.1f} ms  duckdb {r['duckdb_s']*1000:8.1f} ms  "
+                f"ratio {r['sqe_s']/r['duckdb_s']:5.2f}  rows {r['rows']:>4}  {'ok' if same else 'DIFFERENT'}",
+                flush=True,
+            )
+        peak_rss = rss_mb(sqe.proc.pid)
+    finally:
+        sqe.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def geomean(xs):
+        return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+    sqe_total = sum(r["sqe_s"] for r in results.values())
+    duck_total = sum(r["duckdb_s"] for r in results.values())
+    sqe_gm = geomean([r["sqe_s"] for r in results.values()])
+    duck_gm = geomean([r["duckdb_s"] for r in results.values()])
+    mismatches = [n for n, r in results.items() if not r["same_rows"]]
+
+    lines = [
+        f"# TPC-H {sf_tag}: SQE vs DuckDB {duckdb.__version__}",
+        "",
+        f"{dt.datetime.now().isoformat(timespec='seconds')} · {platform.node()} · "
+        f"{os.cpu_count()} cores · {args.threads} threads · median of {args.runs} runs after a warm-up",
+        f"SQE: Flight SQL (ADBC) over Iceberg tables loaded by bulk ingest in {load_s:.1f} s; "
+        f"peak RSS {peak_rss:.0f} MiB. DuckDB: Parquet files.",
+        "",
+        "| query | SQE ms | DuckDB ms | SQE/DuckDB | rows | same rows |",
+        "|------:|-------:|----------:|-----------:|-----:|:---------:|",
+    ]
+    for n, r in results.items():
+        lines.append(
+            f"| q{n} | {r['sqe_s']*1000:.1f} | {r['duckdb_s']*1000:.1f} | "
+            f"{r['sqe_s']/r['duckdb_s']:.2f} | {r['rows']} | {'yes' if r['same_rows'] else '**no**'} |"
+        )
+    lines += [
+        f"| **total** | {sqe_total*1000:.0f} | {duck_total*1000:.0f} | {sqe_total/duck_total:.2f} | | |",
+        f"| **geomean** | {sqe_gm*1000:.1f} | {duck_gm*1000:.1f} | {sqe_gm/duck_gm:.2f} | | |",
+    ]
+    report = "\n".join(lines) + "\n"
+    print()
+    print(report)
+    (out_dir / f"tpch-{sf_tag}.md").write_text(report)
+    (out_dir / f"tpch-{sf_tag}.json").write_text(
+        json.dumps(
+            {
+                "scale": args.scale,
+                "threads": args.threads,
+                "load_seconds": load_s,
+                "peak_rss_mib": peak_rss,
+                "queries": results,
+                "sqe_total_s": sqe_total,
+                "duckdb_total_s": duck_total,
+                "sqe_geomean_s": sqe_gm,
+                "duckdb_geomean_s": duck_gm,
+            },
+            indent=2,
+        )
+    )
+    if mismatches:
+        print(f"results differ for: {', '.join('q%d' % n for n in mismatches)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

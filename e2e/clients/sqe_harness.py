@@ -1,0 +1,673 @@
+"""Drives a real `sqe-server` process and real Python clients for the end-to-end suite.
+
+Everything here talks to the server the way a user would: the process is started from the
+built binary, configured through `sqe.toml` and `SQE_<SECTION>__<KEY>` variables, and reached
+over loopback TCP with ADBC (Flight SQL), pyarrow.flight and plain HTTP (urllib).
+
+Waiting is always a poll with a deadline (`wait_for`), never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import adbc_driver_flightsql
+import adbc_driver_flightsql.dbapi
+import adbc_driver_manager
+import pyarrow as pa
+from pyarrow import flight
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: How long a server may take to answer /readyz with 200 (the TPC-H sample load is included).
+READY_TIMEOUT_S = 120.0
+#: How long SIGTERM may take to end an idle server before the harness uses SIGKILL.
+STOP_TIMEOUT_S = 45.0
+#: Per-RPC deadline the ADBC connections use, so a hung server fails a test instead of the run.
+RPC_TIMEOUT_S = 120.0
+
+# Loopback traffic must never go through a proxy that the environment may configure
+# (urllib and gRPC both honour *_proxy variables).
+for _var in ("NO_PROXY", "no_proxy"):
+    _hosts = [h for h in os.environ.get(_var, "").split(",") if h]
+    for _h in ("127.0.0.1", "localhost"):
+        if _h not in _hosts:
+            _hosts.append(_h)
+    os.environ[_var] = ",".join(_hosts)
+
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# --------------------------------------------------------------------------------------------
+# Binaries
+
+
+def server_binary() -> Path:
+    return Path(os.environ.get("SQE_SERVER_BIN", REPO_ROOT / "target" / "release" / "sqe-server"))
+
+
+def cli_binary() -> Path:
+    return Path(os.environ.get("SQE_CLI_BIN", REPO_ROOT / "target" / "release" / "sqe-cli"))
+
+
+def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: ours without any SQE_* settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQE_")}
+    env.setdefault("RUST_BACKTRACE", "1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def hash_password(password: str, binary: Path | None = None) -> str:
+    """Runs `sqe-server hash-password` with `password` on stdin and returns the PHC string."""
+    binary = binary or server_binary()
+    proc = subprocess.run(
+        [str(binary), "hash-password"],
+        check=False,
+        input=password.encode("utf-8"),
+        capture_output=True,
+        env=base_env(),
+        timeout=60,
+    )
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, f"hash-password exited {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}"
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    assert lines, f"hash-password printed nothing on stdout; stderr:\n{err}"
+    phc = lines[-1]
+    assert phc.startswith("$argon2"), f"hash-password did not print a PHC argon2 hash: {out!r}"
+    return phc
+
+
+# --------------------------------------------------------------------------------------------
+# Small utilities
+
+
+def unique(prefix: str) -> str:
+    """A fresh lower-case SQL identifier, so tests sharing a server never collide."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+) -> Any:
+    """Polls `predicate` until it returns a truthy value (returned) or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+            last_exc = None
+        except AssertionError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the predicate may fail until the condition holds
+            last_exc = e
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    """GET `url` without proxies; returns (status, body) for any HTTP answer.
+
+    Raises `OSError` (URLError, ConnectionRefusedError, ...) when nothing answers.
+    """
+    try:
+        with _HTTP.open(url, timeout=timeout) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+
+
+class Background:
+    """Runs `fn(*args)` in a daemon thread and keeps its result or exception."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "background") -> None:
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.started_at = time.monotonic()
+        self.finished_at: float | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            self.result = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            self.error = e
+        finally:
+            self.finished_at = time.monotonic()
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self, timeout: float) -> Background:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"background call still running after {timeout:.0f}s")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Prometheus text format
+
+
+# name, optional {labels} (label values may hold '}' inside quotes), value; a timestamp or an
+# OpenMetrics exemplar may follow and is ignored.
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?\s+(\S+)')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """Parses Prometheus/OpenMetrics text into (name, labels, value) samples."""
+    samples = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        if not m:
+            continue
+        name, _, labels_text, value = m.group(1), m.group(2), m.group(3), m.group(4)
+        labels = {k: v for k, v in _LABEL_RE.findall(labels_text or "")}
+        try:
+            samples.append((name, labels, float(value)))
+        except ValueError:
+            continue
+    return samples
+
+
+def metric_sum(samples: Iterable[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float | None:
+    """Sum of the samples called `name` whose labels include `labels`; None if there are none."""
+    found = [v for n, ls, v in samples if n == name and all(ls.get(k) == w for k, w in labels.items())]
+    return sum(found) if found else None
+
+
+# --------------------------------------------------------------------------------------------
+# Flight SQL over pyarrow.flight (pyarrow has no Flight SQL protobufs; the two messages we need
+# are tiny, so they are encoded by hand: Any{type_url, value=CommandStatementQuery{query}}).
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _len_field(number: int, payload: bytes) -> bytes:
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def statement_query_descriptor(sql: str) -> flight.FlightDescriptor:
+    """The FlightDescriptor of a Flight SQL `CommandStatementQuery`."""
+    command = _len_field(1, sql.encode("utf-8"))
+    any_msg = _len_field(1, b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery")
+    any_msg += _len_field(2, command)
+    return flight.FlightDescriptor.for_command(any_msg)
+
+
+def call_options(headers: list[tuple[bytes, bytes]] | None = None) -> flight.FlightCallOptions:
+    """pyarrow.flight call options with the suite's RPC deadline and optional headers."""
+    return flight.FlightCallOptions(timeout=RPC_TIMEOUT_S, headers=headers)
+
+
+def flight_sql_query(
+    client: flight.FlightClient, sql: str, options: flight.FlightCallOptions | None = None
+) -> pa.Table:
+    """Runs `sql` through GetFlightInfo + DoGet on every endpoint and returns all rows."""
+    options = options or call_options()
+    info = client.get_flight_info(statement_query_descriptor(sql), options)
+    tables = [client.do_get(ep.ticket, options).read_all() for ep in info.endpoints]
+    if not tables:
+        return info.schema.empty_table()
+    return pa.concat_tables(tables)
+
+
+# --------------------------------------------------------------------------------------------
+# ADBC helpers
+
+
+def adbc_error_text(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def assert_adbc_error(
+    excinfo_value: BaseException,
+    status: adbc_driver_manager.AdbcStatusCode | None = None,
+    *substrings: str,
+) -> None:
+    """Checks an ADBC error's status code and that its message contains every substring
+    (case-insensitive)."""
+    assert isinstance(excinfo_value, adbc_driver_manager.Error), adbc_error_text(excinfo_value)
+    text = str(excinfo_value)
+    if status is not None:
+        assert excinfo_value.status_code == status, (
+            f"expected ADBC status {status.name}, got {excinfo_value.status_code!r}: {text}"
+        )
+    for s in substrings:
+        assert s.lower() in text.lower(), f"expected {s!r} in error message: {text}"
+
+
+def rows(conn, sql: str, parameters: Any = None) -> list[tuple]:
+    """Executes `sql` on a fresh cursor and returns all rows."""
+    with conn.cursor() as cur:
+        cur.execute(sql, parameters)
+        return cur.fetchall()
+
+
+def scalar(conn, sql: str, parameters: Any = None) -> Any:
+    result = rows(conn, sql, parameters)
+    assert len(result) == 1 and len(result[0]) == 1, f"{sql!r} returned {result!r}, not one value"
+    return result[0][0]
+
+
+def run(conn, sql: str) -> None:
+    """Executes a statement (DDL, INSERT, ...) through the DB-API and drains any result."""
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        cur.fetchall()
+
+
+def flatten(result_rows: Iterable[tuple]) -> list[Any]:
+    return [v for row in result_rows for v in row]
+
+
+# --------------------------------------------------------------------------------------------
+# A long-running query whose run time is calibrated on this machine.
+
+
+_LONG_SQL = (
+    "SELECT count(*) AS n FROM generate_series(1, {k}) AS a "
+    "CROSS JOIN generate_series(1, {k}) AS b WHERE (a.value + b.value) % 3 <> 0"
+)
+
+
+def _residues(k: int) -> list[int]:
+    """How many of 1..k are congruent to 0, 1, 2 (mod 3)."""
+    return [len(range(r if r else 3, k + 1, 3)) for r in range(3)]
+
+
+class LongQuery:
+    """A CPU-bound query that does not touch Iceberg, cannot be answered from statistics, and
+    has a result we can check: count the pairs (a, b) in 1..k x 1..k with (a + b) % 3 != 0.
+
+    Both sides have k rows (k >= 8192), so every record batch is full whichever side the
+    planner builds on, and the run time grows as k squared.
+    """
+
+    MIN_K = 8192
+
+    def __init__(self, k: int) -> None:
+        self.k = max(self.MIN_K, int(k))
+
+    @property
+    def sql(self) -> str:
+        return _LONG_SQL.format(k=self.k)
+
+    @property
+    def expected(self) -> int:
+        r = _residues(self.k)
+        return sum(r[i] * r[j] for i in range(3) for j in range(3) if (i + j) % 3 != 0)
+
+    def run(self, conn) -> float:
+        """Runs the query, checks its result and returns how long it took."""
+        t0 = time.monotonic()
+        got = scalar(conn, self.sql)
+        elapsed = time.monotonic() - t0
+        assert got == self.expected, f"{self.sql} returned {got}, expected {self.expected}"
+        return elapsed
+
+    @classmethod
+    def calibrated(cls, conn, target_seconds: float) -> LongQuery:
+        """Measures the query on `conn` with growing k until one run takes 0.5 s, fits
+        time = fixed + c * k^2 on the last two runs, and returns the k expected to run
+        `target_seconds`."""
+        k, previous = cls.MIN_K, None
+        while True:
+            elapsed = cls(k).run(conn)
+            if elapsed >= 0.5 or k >= 4_000_000:
+                break
+            previous = (k, elapsed)
+            k *= 2
+        c = elapsed / k**2
+        if previous is not None and elapsed > previous[1]:
+            c = (elapsed - previous[1]) / (k**2 - previous[0] ** 2)
+        fixed = max(0.0, elapsed - c * k**2)
+        return cls(math.sqrt(max(target_seconds - fixed, 0.1) / max(c, 1e-15)))
+
+
+# --------------------------------------------------------------------------------------------
+# The server process
+
+
+class ServerStartError(AssertionError):
+    pass
+
+
+class SqeServer:
+    """One `sqe-server` process on free loopback ports.
+
+    `data_dir=None` makes a fresh data directory under `base_dir`; pass an existing one to
+    restart on the same data. `config` is the text of an `sqe.toml`. `env` adds or overrides
+    `SQE_*` variables (the harness sets the three listener addresses, turns the TPC-H sample off
+    unless `sample=True`, and shortens the shutdown timeout so teardown is quick).
+    """
+
+    instances: ClassVar[list[SqeServer]] = []
+    _counter: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        data_dir: Path | None = None,
+        config: str | None = None,
+        env: dict[str, str] | None = None,
+        sample: bool = False,
+        binary: Path | None = None,
+        name: str = "sqe",
+    ) -> None:
+        SqeServer._counter += 1
+        self.binary = Path(binary or server_binary())
+        self.base_dir = Path(base_dir)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = Path(data_dir) if data_dir else self.base_dir / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.name = f"{name}-{SqeServer._counter}"
+        # The log lives next to the data directory, not inside it.
+        self.log_path = self.data_dir.parent / f"{self.name}.log"
+        self.config_path: Path | None = None
+        if config is not None:
+            self.config_path = self.data_dir.parent / f"{self.name}.toml"
+            self.config_path.write_text(config)
+        self.sample = sample
+        self.extra_env = dict(env or {})
+        self.proc: subprocess.Popen | None = None
+        self.flight_port = self.health_port = self.metrics_port = 0
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+        self.returncode: int | None = None
+        SqeServer.instances.append(self)
+
+    # ---- addresses
+
+    @property
+    def uri(self) -> str:
+        return f"grpc://127.0.0.1:{self.flight_port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def command(self) -> list[str]:
+        cmd = [str(self.binary), "--data-dir", str(self.data_dir)]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "SQE_COORDINATOR__FLIGHT_SQL_ADDR": f"127.0.0.1:{self.flight_port}",
+            "SQE_COORDINATOR__HEALTH_ADDR": f"127.0.0.1:{self.health_port}",
+            "SQE_METRICS__ADDR": f"127.0.0.1:{self.metrics_port}",
+            "SQE_COORDINATOR__SAMPLE_DATA": "true" if self.sample else "false",
+            "SQE_COORDINATOR__SHUTDOWN_TIMEOUT_SECS": "10",
+        }
+        env.update(self.extra_env)
+        return base_env(env)
+
+    # ---- lifecycle
+
+    def start(self, ready_timeout: float = READY_TIMEOUT_S) -> SqeServer:
+        """Starts the process and waits for /readyz = 200. Retries with new ports if a port
+        was taken between choosing and binding it."""
+        if not self.binary.exists():
+            raise ServerStartError(
+                f"sqe-server binary not found at {self.binary}; build it (cargo build --release) "
+                "or point SQE_SERVER_BIN at it"
+            )
+        for attempt in range(3):
+            self.flight_port, self.health_port, self.metrics_port = free_ports(3)
+            self._spawn()
+            try:
+                self.wait_ready(ready_timeout)
+                return self
+            except ServerStartError:
+                log = self.log_text()
+                if (
+                    self.proc.poll() is not None
+                    and "address" in log.lower()
+                    and "in use" in log.lower()
+                    and attempt < 2
+                ):
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+    def _spawn(self) -> None:
+        # The child keeps its own copy of the descriptor; ours is closed when the block ends.
+        with open(self.log_path, "ab") as log:
+            log.write(
+                f"\n=== {' '.join(self.command())} (flight {self.flight_port}, health "
+                f"{self.health_port}, metrics {self.metrics_port})\n".encode()
+            )
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                cwd=str(self.base_dir),
+            )
+        self.started_at = time.monotonic()
+        self.stopped_at = None
+        self.returncode = None
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.returncode = rc
+                self.stopped_at = time.monotonic()
+                raise ServerStartError(f"sqe-server exited with code {rc} before it was ready\n{self.log_tail()}")
+            try:
+                status, body = http_get(f"{self.health_url}/readyz", timeout=2.0)
+                if status == 200:
+                    return
+                last = f"HTTP {status}: {body.strip()[:200]}"
+            except OSError as e:
+                last = repr(e)
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise ServerStartError(
+                    f"sqe-server not ready after {timeout:.0f}s (last /readyz: {last})\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self) -> None:
+        """Sends SIGTERM (the start of a graceful drain)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout: float) -> int:
+        """Waits for the process to exit; raises (leaving it running) after `timeout`."""
+        assert self.proc is not None
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"sqe-server still running {timeout:.0f}s later\n{self.log_tail()}") from None
+        self.returncode = rc
+        self.stopped_at = time.monotonic()
+        return rc
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit code (negative when
+        killed by a signal), or None if the server never started."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.terminate()
+                return self.wait_exit(timeout)
+            except AssertionError:
+                self.kill()
+        self.returncode = self.proc.wait()
+        self.stopped_at = self.stopped_at or time.monotonic()
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.returncode = self.proc.wait()
+            self.stopped_at = time.monotonic()
+
+    # ---- logs
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 80) -> str:
+        tail = self.log_text().splitlines()[-lines:]
+        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
+
+    # ---- HTTP endpoints
+
+    def readyz(self) -> int | None:
+        """The /readyz status, or None when the health listener does not answer."""
+        try:
+            return http_get(f"{self.health_url}/readyz", timeout=2.0)[0]
+        except OSError:
+            return None
+
+    def healthz(self) -> int | None:
+        try:
+            return http_get(f"{self.health_url}/healthz", timeout=2.0)[0]
+        except OSError:
+            return None
+
+    def metrics_text(self) -> str:
+        status, body = http_get(self.metrics_url)
+        assert status == 200, f"GET {self.metrics_url} returned {status}: {body[:300]}"
+        return body
+
+    def metrics(self) -> list[tuple[str, dict[str, str], float]]:
+        return parse_metrics(self.metrics_text())
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return metric_sum(self.metrics(), name, **labels)
+
+    # ---- clients
+
+    def connect(self, username: str | None = None, password: str | None = None, **db_kwargs: str):
+        """An ADBC DB-API connection (autocommit: SQE has no transactions)."""
+        kwargs = {
+            adbc_driver_flightsql.DatabaseOptions.TIMEOUT_QUERY.value: str(RPC_TIMEOUT_S),
+            adbc_driver_flightsql.DatabaseOptions.TIMEOUT_FETCH.value: str(RPC_TIMEOUT_S),
+            adbc_driver_flightsql.DatabaseOptions.TIMEOUT_UPDATE.value: str(RPC_TIMEOUT_S),
+        }
+        if username is not None:
+            kwargs["username"] = username
+        if password is not None:
+            kwargs["password"] = password
+        kwargs.update(db_kwargs)
+        return adbc_driver_flightsql.dbapi.connect(self.uri, db_kwargs=kwargs, autocommit=True)
+
+    def flight_client(self) -> flight.FlightClient:
+        return flight.FlightClient(self.uri)
+
+    def __repr__(self) -> str:
+        return f"SqeServer({self.name}, {self.uri}, data_dir={self.data_dir})"
+
+
+def run_server_once(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    cwd: Path | None = None,
+    binary: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Runs `sqe-server ARGS` to completion (for commands and start-up failures). A server that
+    is still running after `timeout` is killed and the test fails."""
+    binary = binary or server_binary()
+    try:
+        return subprocess.run(
+            [str(binary), *args],
+            check=False,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=base_env(env),
+            timeout=timeout,
+            cwd=str(cwd) if cwd else None,
+        )
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise AssertionError(
+            f"`sqe-server {' '.join(args)}` still running after {timeout:.0f}s\nstdout:\n{out}\nstderr:\n{err}"
+        ) from None
+
+
+def adbc_connect(server: SqeServer, username: str | None = None, password: str | None = None, **db_kwargs: str):
+    """`adbc_driver_flightsql.dbapi.connect("grpc://127.0.0.1:<port>", db_kwargs={...})`."""
+    return server.connect(username, password, **db_kwargs)
+
+
+def flight_client(server: SqeServer) -> flight.FlightClient:
+    """A pyarrow.flight client for the server's Flight SQL port."""
+    return server.flight_client()

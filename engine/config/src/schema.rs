@@ -1,0 +1,443 @@
+//! The `sqe.toml` schema: sections, keys, defaults, and the pure checks on their values.
+//!
+//! Every struct denies unknown fields, so a typo is an error that names the key. Defaults live
+//! here and nowhere else; `docs/configuration.md` lists every key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ConfigError, Problem};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqeConfig {
+    pub coordinator: CoordinatorConfig,
+    pub auth: AuthConfig,
+    pub catalog: CatalogConfig,
+    pub storage: StorageConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// How the coordinator runs. Only `hybrid` (the coordinator also executes) exists today.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Hybrid,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[coordinator]`: listeners, query execution and lifecycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinatorConfig {
+    pub mode: Mode,
+    /// Flight SQL listener.
+    pub flight_sql_addr: String,
+    /// `/healthz` and `/readyz` listener.
+    pub health_addr: String,
+    /// Where the embedded catalog, the local warehouse and spill files live.
+    pub data_dir: String,
+    /// Partitions each query is split into; 0 means the number of CPU cores.
+    pub target_partitions: usize,
+    /// Rows per Arrow record batch.
+    pub batch_size: usize,
+    /// Memory the query engine may use, in MiB; 0 means no limit.
+    pub memory_limit_mb: u64,
+    /// How long in-flight queries may run after SIGTERM before the process exits.
+    pub shutdown_timeout_secs: u64,
+    /// Load the TPC-H sample into schema `tpch` on first start (embedded catalog only).
+    pub sample_data: bool,
+    /// Scale factor of the TPC-H sample.
+    pub sample_scale_factor: f64,
+    /// Schema used for unqualified table names until a session runs `USE`.
+    pub default_schema: String,
+    /// A session (its `USE`, `SET`, prepared statements) is forgotten after this idle time.
+    pub session_idle_timeout_secs: u64,
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `sqe_engine=debug,info`.
+    pub log_level: String,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Hybrid,
+            flight_sql_addr: "127.0.0.1:50051".into(),
+            health_addr: "127.0.0.1:9091".into(),
+            data_dir: "./sqe-data".into(),
+            target_partitions: 0,
+            batch_size: 8192,
+            memory_limit_mb: 0,
+            shutdown_timeout_secs: 30,
+            sample_data: true,
+            sample_scale_factor: 0.01,
+            default_schema: "default".into(),
+            session_idle_timeout_secs: 3600,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// No credentials; only allowed while every query listener binds to loopback.
+    #[default]
+    None,
+    /// Users with argon2 password hashes, from `users` and/or `users_file`.
+    Password,
+}
+
+/// `[auth]`: who may connect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    /// `[[auth.users]]` entries: a name and an argon2 PHC hash (`sqe-server hash-password`).
+    pub users: Vec<UserEntry>,
+    /// A file of `name:$argon2id$...` lines, read at start-up.
+    pub users_file: Option<String>,
+    /// Lifetime of the bearer token a Handshake returns.
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::None,
+            users: Vec::new(),
+            users_file: None,
+            token_ttl_secs: 8 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    pub name: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogType {
+    /// The embedded Iceberg SQL catalog on SQLite under the data directory.
+    #[default]
+    Sql,
+    /// Any Iceberg REST catalog (Apache Polaris, Lakekeeper, Nessie, Gravitino, ...).
+    Rest,
+}
+
+/// `[catalog]`: where Iceberg table metadata lives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    #[serde(rename = "type")]
+    pub kind: CatalogType,
+    /// The catalog's name in SQL (`<name>.<schema>.<table>`).
+    pub name: String,
+    /// `sql`: a database URL (default `sqlite:<data_dir>/catalog.db`); `rest`: the catalog's base URL.
+    pub uri: Option<String>,
+    /// `sql`: the warehouse location (default `<data_dir>/warehouse`); `rest`: the warehouse name.
+    pub warehouse: Option<String>,
+    /// OAuth2 client credentials for a REST catalog, `client_id:client_secret`.
+    pub credential: Option<Secret>,
+    /// OAuth2 scope requested with `credential`.
+    pub scope: Option<String>,
+    /// OAuth2 token endpoint, when it is not the catalog's `v1/oauth/tokens`.
+    pub oauth2_server_uri: Option<String>,
+    /// A static bearer token for a REST catalog.
+    pub token: Option<Secret>,
+    /// Extra HTTP headers sent to a REST catalog.
+    pub headers: BTreeMap<String, String>,
+    /// Extra catalog properties passed through unchanged.
+    pub properties: BTreeMap<String, String>,
+    /// How long table lists and table metadata are cached before they are re-read.
+    pub metadata_cache_ttl_secs: u64,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            kind: CatalogType::Sql,
+            name: "iceberg".into(),
+            uri: None,
+            warehouse: None,
+            credential: None,
+            scope: None,
+            oauth2_server_uri: None,
+            token: None,
+            headers: BTreeMap::new(),
+            properties: BTreeMap::new(),
+            metadata_cache_ttl_secs: 10,
+        }
+    }
+}
+
+/// `[storage]`: object storage for table data. Local paths need no settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`), which most self-hosted stores need.
+    pub s3_path_style: bool,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<Secret>,
+    pub s3_session_token: Option<Secret>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            s3_endpoint: None,
+            s3_region: None,
+            s3_path_style: true,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_session_token: None,
+        }
+    }
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub addr: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl SqeConfig {
+    /// The checks on values that types alone cannot express. Pure; every problem names its key.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let c = &self.coordinator;
+        let mut query_listeners = Vec::new();
+        for (key, value) in [
+            ("coordinator.flight_sql_addr", &c.flight_sql_addr),
+            ("coordinator.health_addr", &c.health_addr),
+            ("metrics.addr", &self.metrics.addr),
+        ] {
+            match value.parse::<SocketAddr>() {
+                Ok(addr) if key == "coordinator.flight_sql_addr" => {
+                    query_listeners.push((key, addr))
+                }
+                Ok(_) => {}
+                Err(_) => out.push(Problem::new(
+                    key,
+                    format!(
+                        "`{value}` is not an address of the form ip:port (e.g. 127.0.0.1:50051)"
+                    ),
+                )),
+            }
+        }
+        if c.batch_size == 0 {
+            out.push(Problem::new("coordinator.batch_size", "must be at least 1"));
+        }
+        if !(c.sample_scale_factor > 0.0 && c.sample_scale_factor <= 10.0) {
+            out.push(Problem::new(
+                "coordinator.sample_scale_factor",
+                format!("{} is outside (0, 10]", c.sample_scale_factor),
+            ));
+        }
+        if !is_identifier(&c.default_schema) {
+            out.push(Problem::new(
+                "coordinator.default_schema",
+                format!(
+                    "`{}` is not a schema name (letters, digits, `_`)",
+                    c.default_schema
+                ),
+            ));
+        }
+        if c.data_dir.trim().is_empty() {
+            out.push(Problem::new("coordinator.data_dir", "must not be empty"));
+        }
+
+        let a = &self.auth;
+        match a.mode {
+            AuthMode::None => {
+                for (key, addr) in &query_listeners {
+                    if !addr.ip().is_loopback() {
+                        out.push(Problem::new(
+                            "auth.mode",
+                            format!(
+                                "\"none\" is only allowed while every query listener binds to loopback, \
+                                 but {key} is {addr}; set auth.mode = \"password\" with users, or bind to 127.0.0.1"
+                            ),
+                        ));
+                    }
+                }
+            }
+            AuthMode::Password => {
+                if a.users.is_empty() && a.users_file.is_none() {
+                    out.push(Problem::new(
+                        "auth.users",
+                        "auth.mode = \"password\" needs at least one [[auth.users]] entry or auth.users_file",
+                    ));
+                }
+            }
+        }
+        for (i, user) in a.users.iter().enumerate() {
+            if user.name.is_empty() || user.name.contains(':') {
+                out.push(Problem::new(
+                    format!("auth.users[{i}].name"),
+                    "must be non-empty and must not contain `:`",
+                ));
+            }
+            if let Err(why) = check_password_hash(&user.password_hash) {
+                out.push(Problem::new(format!("auth.users[{i}].password_hash"), why));
+            }
+        }
+        if a.token_ttl_secs == 0 {
+            out.push(Problem::new("auth.token_ttl_secs", "must be at least 1"));
+        }
+
+        let k = &self.catalog;
+        if !is_identifier(&k.name) {
+            out.push(Problem::new(
+                "catalog.name",
+                format!("`{}` is not a catalog name (letters, digits, `_`)", k.name),
+            ));
+        }
+        match k.kind {
+            CatalogType::Rest => match &k.uri {
+                None => out.push(Problem::new(
+                    "catalog.uri",
+                    "catalog.type = \"rest\" needs the catalog's URL, e.g. http://polaris:8181/api/catalog",
+                )),
+                Some(uri) if !(uri.starts_with("http://") || uri.starts_with("https://")) => out.push(
+                    Problem::new("catalog.uri", format!("`{uri}` is not an http(s) URL")),
+                ),
+                Some(_) => {}
+            },
+            CatalogType::Sql => {
+                if let Some(uri) = &k.uri
+                    && !uri.starts_with("sqlite:")
+                {
+                    out.push(Problem::new(
+                        "catalog.uri",
+                        format!("`{uri}` is not a sqlite: URL (the embedded catalog runs on SQLite)"),
+                    ));
+                }
+                for key in ["credential", "token", "scope", "oauth2_server_uri"] {
+                    let set = match key {
+                        "credential" => k.credential.is_some(),
+                        "token" => k.token.is_some(),
+                        "scope" => k.scope.is_some(),
+                        _ => k.oauth2_server_uri.is_some(),
+                    };
+                    if set {
+                        out.push(Problem::new(
+                            format!("catalog.{key}"),
+                            "only applies to catalog.type = \"rest\"",
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(cred) = &k.credential
+            && !cred.expose().contains(':')
+        {
+            out.push(Problem::new(
+                "catalog.credential",
+                "must be `client_id:client_secret`",
+            ));
+        }
+        if let Some(endpoint) = &self.storage.s3_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            out.push(Problem::new(
+                "storage.s3_endpoint",
+                format!("`{endpoint}` is not an http(s) URL"),
+            ));
+        }
+        out
+    }
+
+    /// Validates and returns the config, or an error listing every problem.
+    pub fn validated(self) -> Result<Self, ConfigError> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Renders the config as `sqe.toml` text (what the operator writes into a ConfigMap).
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self).map_err(|e| ConfigError::Render(e.to_string()))
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A password hash must be an argon2 PHC string; anything else is most likely a plain password.
+pub fn check_password_hash(hash: &str) -> Result<(), String> {
+    if hash.starts_with("$argon2id$")
+        || hash.starts_with("$argon2i$")
+        || hash.starts_with("$argon2d$")
+    {
+        Ok(())
+    } else {
+        Err(
+            "is not an argon2 hash (`$argon2id$...`); plain-text passwords are not accepted, \
+             make one with `sqe-server hash-password`"
+                .into(),
+        )
+    }
+}

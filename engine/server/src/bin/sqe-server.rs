@@ -1,0 +1,136 @@
+//! `sqe-server`: the SQE coordinator (hybrid mode: it also executes queries).
+
+#![forbid(unsafe_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sqe_config::LogFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "sqe-server",
+    version,
+    about = "SQE: SQL on Apache Iceberg over Arrow Flight SQL"
+)]
+struct Args {
+    /// The configuration file (sqe.toml); every key can also be set as SQE_<SECTION>__<KEY>.
+    #[arg(long, short = 'c', env = "SQE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the embedded catalog and local tables live (overrides coordinator.data_dir).
+    #[arg(long, env = "SQE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reads a password from stdin and prints its argon2id hash for auth.users.
+    HashPassword,
+    /// Checks the configuration and prints it as the server would use it (secrets hidden).
+    CheckConfig,
+    /// Writes the eight TPC-H tables as Parquet files (for comparison engines).
+    GenerateTpch {
+        /// Scale factor.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match args.command {
+        Some(Command::HashPassword) => return hash_password(),
+        Some(Command::GenerateTpch { scale, out }) => {
+            return match sqe_engine::tpch::write_parquet(&out, scale) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sqe-server: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
+    let mut config = match sqe_config::load(args.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sqe-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = args.data_dir {
+        config.coordinator.data_dir = dir.display().to_string();
+    }
+    if matches!(args.command, Some(Command::CheckConfig)) {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sqe-net")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sqe-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let coordinator = sqe_engine::server::build(config).await?;
+        sqe_engine::server::run(coordinator).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "sqe-server failed");
+            eprintln!("sqe-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("sqe-server: cannot read the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = input.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("sqe-server: empty password (pass it on stdin)");
+        return ExitCode::FAILURE;
+    }
+    match sqe_engine::auth::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sqe-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &sqe_config::SqeConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SQE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.coordinator.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.coordinator.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

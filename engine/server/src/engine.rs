@@ -1,0 +1,708 @@
+//! The engine: sessions, statement dispatch, and the query runtime.
+//!
+//! ```text
+//!  protocol layer ──sql, params──▶ Engine::run(session) ──┬─ SQE DDL (ddl.rs) ───────────▶ Output::Done
+//!                                                         ├─ SHOW …  → information_schema query
+//!                                                         ├─ DML / SET / views (DataFusion) ▶ Output::Done
+//!                                                         └─ queries ── physical plan ────▶ Output::Query
+//!  Engine::stream(Output::Query) ── runs on the query runtime ──▶ record batches
+//! ```
+//!
+//! Commands run to completion inside `run` (so a client that sends DDL through a query call
+//! sees it happen at once); queries are planned in `run` and executed lazily by `stream`, on a
+//! dedicated multi-threaded runtime so heavy queries never starve the network runtime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, RecordBatch, UInt64Array};
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{
+    ObjectType, SchemaName, ShowStatementFilter, ShowStatementFilterPosition, ShowStatementOptions,
+    Statement, Use,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::StreamExt;
+use sqe_config::SqeConfig;
+use tokio::sync::Notify;
+
+use crate::catalog::{CatalogHandle, SqeCatalog};
+use crate::ddl;
+use crate::error::{Result, SqeError};
+use crate::metrics::Metrics;
+use crate::sql;
+
+/// What running a statement produced.
+pub enum Output {
+    /// A planned query; [`Engine::stream`] executes it.
+    Query {
+        plan: Arc<dyn ExecutionPlan>,
+        task_ctx: Arc<TaskContext>,
+    },
+    /// A command that has already run, with its (small) result.
+    Done {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Query { .. } => f.write_str("Output::Query"),
+            Output::Done { batches, .. } => write!(f, "Output::Done({} batches)", batches.len()),
+        }
+    }
+}
+
+impl Output {
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Output::Query { plan, .. } => plan.schema(),
+            Output::Done { schema, .. } => Arc::clone(schema),
+        }
+    }
+
+    fn done_empty() -> Self {
+        Output::Done {
+            schema: Arc::new(Schema::empty()),
+            batches: vec![],
+        }
+    }
+
+    fn done(batches: Vec<RecordBatch>, schema: SchemaRef) -> Self {
+        Output::Done { schema, batches }
+    }
+
+    /// The affected-row count of a command (`count` column), or 0.
+    pub fn update_count(&self) -> i64 {
+        match self {
+            Output::Done { batches, .. } => count_from(batches) as i64,
+            Output::Query { .. } => -1,
+        }
+    }
+}
+
+/// Sums the `count` column DataFusion and SQE return for DML.
+pub fn count_from(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .map(|a| {
+            (0..a.len())
+                .filter(|i| a.is_valid(*i))
+                .map(|i| a.value(i))
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// Tracks in-flight queries so a draining server knows when it may exit.
+#[derive(Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+impl Lifecycle {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.idle.notify_waiters();
+    }
+
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Waits until no query is in flight.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.active() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One query's accounting: counts it active until it finishes or is dropped (cancelled).
+pub struct QueryGuard {
+    engine: Arc<Engine>,
+    started: Instant,
+    finished: bool,
+}
+
+impl QueryGuard {
+    pub fn finish(mut self, outcome: &str, rows: u64, bytes: u64) {
+        self.record(outcome, rows, bytes);
+    }
+
+    fn record(&mut self, outcome: &str, rows: u64, bytes: u64) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.engine
+            .metrics
+            .query_finished(outcome, self.started.elapsed(), rows, bytes);
+        let lifecycle = &self.engine.lifecycle;
+        if lifecycle.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            lifecycle.idle.notify_waiters();
+        }
+    }
+}
+
+impl Drop for QueryGuard {
+    fn drop(&mut self) {
+        self.record("cancelled", 0, 0);
+    }
+}
+
+pub struct Engine {
+    config: SqeConfig,
+    catalog: Arc<SqeCatalog>,
+    catalogs: Arc<dyn CatalogProviderList>,
+    runtime_env: Arc<RuntimeEnv>,
+    session_config: SessionConfig,
+    query_runtime: Option<tokio::runtime::Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub lifecycle: Lifecycle,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(rt) = self.query_runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(config: SqeConfig, catalog: Arc<SqeCatalog>, metrics: Arc<Metrics>) -> Result<Self> {
+        let c = &config.coordinator;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let target_partitions = if c.target_partitions == 0 {
+            cores
+        } else {
+            c.target_partitions
+        };
+        let mut session_config = SessionConfig::new()
+            .with_target_partitions(target_partitions)
+            .with_batch_size(c.batch_size)
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(catalog.name(), &c.default_schema);
+        let options = session_config.options_mut();
+        options.sql_parser.map_string_types_to_utf8view = false;
+        options.sql_parser.collect_spans = true;
+        options.execution.parquet.schema_force_view_types = false;
+
+        let spill_dir = std::path::Path::new(&c.data_dir).join("spill");
+        let mut builder = RuntimeEnvBuilder::new().with_temp_file_path(spill_dir);
+        if c.memory_limit_mb > 0 {
+            let bytes = usize::try_from(c.memory_limit_mb.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX);
+            builder = builder.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+        }
+        let runtime_env = builder.build_arc()?;
+
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(
+            catalog.name().to_string(),
+            Arc::new(CatalogHandle(Arc::clone(&catalog))),
+        );
+
+        let query_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .thread_name("sqe-query")
+            .enable_all()
+            .build()
+            .map_err(|e| SqeError::Internal(format!("cannot start the query runtime: {e}")))?;
+
+        Ok(Self {
+            config,
+            catalog,
+            catalogs,
+            runtime_env,
+            session_config,
+            query_runtime: Some(query_runtime),
+            metrics,
+            lifecycle: Lifecycle::default(),
+        })
+    }
+
+    pub fn config(&self) -> &SqeConfig {
+        &self.config
+    }
+
+    pub fn catalog(&self) -> &Arc<SqeCatalog> {
+        &self.catalog
+    }
+
+    /// A new session with the configured defaults.
+    pub fn new_session(&self) -> SessionContext {
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(self.session_config.clone())
+            .with_runtime_env(Arc::clone(&self.runtime_env))
+            .with_catalog_list(Arc::clone(&self.catalogs))
+            .with_default_features()
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// Counts a query as started; refused while draining.
+    pub fn begin_query(self: &Arc<Self>) -> Result<QueryGuard> {
+        if self.lifecycle.is_draining() {
+            return Err(SqeError::Unavailable(
+                "the server is shutting down and accepts no new queries; retry on another coordinator".into(),
+            ));
+        }
+        self.lifecycle.active.fetch_add(1, Ordering::SeqCst);
+        self.metrics.query_started();
+        Ok(QueryGuard {
+            engine: Arc::clone(self),
+            started: Instant::now(),
+            finished: false,
+        })
+    }
+
+    /// Runs `fut` on the query runtime, so planning and commands don't block the network runtime.
+    pub async fn on_query_runtime<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let handle = self
+            .query_runtime
+            .as_ref()
+            .ok_or_else(|| SqeError::Unavailable("the query runtime has stopped".into()))?
+            .spawn(fut);
+        // if the caller goes away (client cancelled), stop the work too
+        let abort = handle.abort_handle();
+        let _cancel_on_drop = AbortOnDrop(abort);
+        match handle.await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Err(SqeError::Cancelled),
+            Err(e) => Err(SqeError::Internal(format!("query task failed: {e}"))),
+        }
+    }
+
+    /// Executes a planned query on the query runtime; dropping the stream stops it.
+    pub fn stream(&self, output: Output) -> Result<SendableRecordBatchStream> {
+        match output {
+            Output::Done { schema, batches } => Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(batches.into_iter().map(Ok)),
+            ))),
+            Output::Query { plan, task_ctx } => {
+                let schema = plan.schema();
+                let (tx, rx) = tokio::sync::mpsc::channel(2);
+                let rt = self
+                    .query_runtime
+                    .as_ref()
+                    .ok_or_else(|| SqeError::Unavailable("the query runtime has stopped".into()))?;
+                let handle = rt.spawn(async move {
+                    let mut stream = match execute_stream(plan, task_ctx) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    while let Some(item) = stream.next().await {
+                        let failed = item.is_err();
+                        if tx.send(item).await.is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                let guard = AbortOnDrop(handle.abort_handle());
+                let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| {
+                    let _keep = &guard;
+                    item
+                });
+                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+            }
+        }
+    }
+
+    /// Parses, plans and (for commands) executes one statement.
+    pub async fn run(
+        &self,
+        session: &SessionContext,
+        sql_text: &str,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        self.catalog.refresh_if_stale().await?;
+        let (statement, partitioning) = parse_one(sql_text)?;
+        if params.is_some() && !matches!(&statement, DFStatement::Statement(s) if can_bind(s)) {
+            return Err(SqeError::InvalidSql(
+                "this statement takes no parameters".into(),
+            ));
+        }
+        let state = session.state();
+        let catalog = &self.catalog;
+        if let DFStatement::Statement(stmt) = &statement {
+            match stmt.as_ref() {
+                Statement::CreateSchema {
+                    schema_name,
+                    if_not_exists,
+                    ..
+                } => {
+                    let name = match schema_name {
+                        SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => n,
+                        SchemaName::UnnamedAuthorization(_) => {
+                            return Err(SqeError::InvalidSql("CREATE SCHEMA needs a name".into()));
+                        }
+                    };
+                    let ns = ddl::schema_ident(catalog, name)?;
+                    ddl::create_schema(catalog, &ns, *if_not_exists).await?;
+                    return Ok(Output::done_empty());
+                }
+                Statement::CreateTable(ct) => {
+                    let rows = ddl::create_table(catalog, &state, ct.clone(), partitioning).await?;
+                    return Ok(if ct.query.is_some() {
+                        count_output(rows)
+                    } else {
+                        Output::done_empty()
+                    });
+                }
+                Statement::Drop {
+                    object_type: ObjectType::Table,
+                    if_exists,
+                    names,
+                    ..
+                } => {
+                    for name in names {
+                        let ident = ddl::table_ident(catalog, &state, name)?;
+                        ddl::drop_table(catalog, &ident, *if_exists).await?;
+                    }
+                    return Ok(Output::done_empty());
+                }
+                Statement::Drop {
+                    object_type: ObjectType::Schema | ObjectType::Database,
+                    if_exists,
+                    names,
+                    cascade,
+                    ..
+                } => {
+                    for name in names {
+                        let ns = ddl::schema_ident(catalog, name)?;
+                        ddl::drop_schema(catalog, &ns, *if_exists, *cascade).await?;
+                    }
+                    return Ok(Output::done_empty());
+                }
+                Statement::ShowSchemas { show_options, .. }
+                | Statement::ShowDatabases { show_options, .. } => {
+                    let sql = show_schemas_sql(catalog.name(), show_options)?;
+                    return Box::pin(self.run(session, &sql, None)).await;
+                }
+                Statement::ShowTables { show_options, .. } => {
+                    let schema = state.config_options().catalog.default_schema.clone();
+                    let sql = show_tables_sql(catalog.name(), &schema, show_options)?;
+                    return Box::pin(self.run(session, &sql, None)).await;
+                }
+                Statement::Use(u) => {
+                    self.use_schema(session, u).await?;
+                    return Ok(Output::done_empty());
+                }
+                _ => {}
+            }
+        }
+        match &statement {
+            DFStatement::CreateExternalTable(_) => {
+                return Err(SqeError::Unsupported(
+                    "CREATE EXTERNAL TABLE: SQE reads tables through its Iceberg catalog only"
+                        .into(),
+                ));
+            }
+            DFStatement::CopyTo(_) => {
+                return Err(SqeError::Unsupported(
+                    "COPY … TO: SQE does not write files outside its Iceberg tables".into(),
+                ));
+            }
+            _ => {}
+        }
+
+        let mut plan = state.statement_to_plan(statement).await?;
+        if let Some(p) = params {
+            plan = plan.with_param_values(p)?;
+        }
+        if is_command(&plan) {
+            let df = session.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            return Ok(Output::done(batches, schema));
+        }
+        let df = session.execute_logical_plan(plan).await?;
+        let task_ctx = Arc::new(df.task_ctx());
+        let physical = df.create_physical_plan().await?;
+        Ok(Output::Query {
+            plan: physical,
+            task_ctx,
+        })
+    }
+
+    /// Plans a statement without running it: the schemas a prepared statement reports.
+    pub async fn describe(
+        &self,
+        session: &SessionContext,
+        sql_text: &str,
+    ) -> Result<(SchemaRef, SchemaRef)> {
+        self.catalog.refresh_if_stale().await?;
+        let (statement, _) = parse_one(sql_text)?;
+        let bindable = matches!(&statement, DFStatement::Statement(s) if can_bind(s));
+        if !bindable {
+            // DDL and other commands: no result set, no parameters
+            return Ok((Arc::new(Schema::empty()), Arc::new(Schema::empty())));
+        }
+        let plan = session.state().statement_to_plan(statement).await?;
+        let fields = plan.get_parameter_fields()?;
+        let mut params: Vec<(usize, arrow::datatypes::Field)> = fields
+            .into_iter()
+            .map(|(name, field)| {
+                let index: usize = name.trim_start_matches('$').parse().unwrap_or(usize::MAX);
+                let data_type = field
+                    .as_ref()
+                    .map(|f| f.data_type().clone())
+                    .unwrap_or(arrow::datatypes::DataType::Null);
+                (index, arrow::datatypes::Field::new(name, data_type, true))
+            })
+            .collect();
+        params.sort_by_key(|(i, _)| *i);
+        let param_schema = Arc::new(Schema::new(
+            params.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+        ));
+        let dataset = if is_command(&plan) && !matches!(plan, LogicalPlan::Dml(_)) {
+            Arc::new(Schema::empty())
+        } else {
+            Arc::new(plan.schema().as_arrow().clone())
+        };
+        Ok((dataset, param_schema))
+    }
+
+    async fn use_schema(&self, session: &SessionContext, target: &Use) -> Result<()> {
+        let name = match target {
+            Use::Object(n) | Use::Schema(n) | Use::Database(n) => n,
+            Use::Catalog(n) => {
+                let n = n.to_string();
+                if n.eq_ignore_ascii_case(self.catalog.name()) {
+                    return Ok(());
+                }
+                return Err(SqeError::NotFound(format!(
+                    "catalog {n} does not exist (this server has {})",
+                    self.catalog.name()
+                )));
+            }
+            other => {
+                return Err(SqeError::Unsupported(format!("USE {other}")));
+            }
+        };
+        let ns = ddl::schema_ident(&self.catalog, name)?;
+        if !self.catalog.iceberg().namespace_exists(&ns).await? {
+            return Err(SqeError::NotFound(format!(
+                "schema {}.{} does not exist",
+                self.catalog.name(),
+                ns.join(".")
+            )));
+        }
+        self.set_default_schema(session, &ns.join("."));
+        Ok(())
+    }
+
+    pub fn set_default_schema(&self, session: &SessionContext, schema: &str) {
+        let state = session.state_ref();
+        let mut state = state.write();
+        state.config_mut().options_mut().catalog.default_schema = schema.to_string();
+    }
+
+    pub fn default_schema(&self, session: &SessionContext) -> String {
+        session
+            .state()
+            .config_options()
+            .catalog
+            .default_schema
+            .clone()
+    }
+
+    /// Runs a statement to completion and returns all batches (tests, sample loading, CLI-less callers).
+    pub async fn run_collect(
+        &self,
+        session: &SessionContext,
+        sql_text: &str,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        match self.run(session, sql_text, None).await? {
+            Output::Done { schema, batches } => Ok((schema, batches)),
+            Output::Query { plan, task_ctx } => {
+                let schema = plan.schema();
+                let batches = collect(plan, task_ctx).await?;
+                Ok((schema, batches))
+            }
+        }
+    }
+
+    /// Waits for in-flight queries, at most `timeout`; returns whether they all finished.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.lifecycle.start_draining();
+        tokio::time::timeout(timeout, self.lifecycle.wait_idle())
+            .await
+            .is_ok()
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn count_output(rows: u64) -> Output {
+    let schema = crate::write::count_schema();
+    match RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(UInt64Array::from(vec![rows]))],
+    ) {
+        Ok(batch) => Output::done(vec![batch], schema),
+        Err(_) => Output::done(vec![], schema),
+    }
+}
+
+/// Statements whose plan may carry `$n` parameters.
+fn can_bind(s: &Statement) -> bool {
+    matches!(
+        s,
+        Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
+    )
+}
+
+/// Plans that change state run at once; everything else is a query.
+fn is_command(plan: &LogicalPlan) -> bool {
+    matches!(
+        plan,
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Copy(_)
+    )
+}
+
+/// Parses exactly one statement (after SQE's preprocessing).
+pub fn parse_one(text: &str) -> Result<(DFStatement, Option<Vec<sql::PartitionTerm>>)> {
+    let (text, partitioning) = sql::extract_partitioning(text)?;
+    let text = sql::number_placeholders(&text)?;
+    let dialect = GenericDialect {};
+    let mut parser = DFParserBuilder::new(text.as_str())
+        .with_dialect(&dialect)
+        .build()
+        .map_err(SqeError::from)?;
+    let mut statements = parser.parse_statements().map_err(SqeError::from)?;
+    match (statements.pop_front(), statements.is_empty()) {
+        (Some(s), true) => Ok((s, partitioning)),
+        (None, _) => Err(SqeError::InvalidSql("empty statement".into())),
+        (Some(_), false) => Err(SqeError::InvalidSql(
+            "send one statement at a time (found more than one `;`-separated statement)".into(),
+        )),
+    }
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn like_filter(options: &ShowStatementOptions, column: &str) -> Result<String> {
+    match &options.filter_position {
+        None => Ok(String::new()),
+        Some(ShowStatementFilterPosition::Infix(f) | ShowStatementFilterPosition::Suffix(f)) => {
+            match f {
+                ShowStatementFilter::Like(p) | ShowStatementFilter::NoKeyword(p) => {
+                    Ok(format!(" AND {column} LIKE {}", quote_literal(p)))
+                }
+                ShowStatementFilter::ILike(p) => {
+                    Ok(format!(" AND {column} ILIKE {}", quote_literal(p)))
+                }
+                ShowStatementFilter::Where(e) => Ok(format!(" AND ({e})")),
+            }
+        }
+    }
+}
+
+fn show_parent(options: &ShowStatementOptions) -> Option<Vec<String>> {
+    options.show_in.as_ref().and_then(|i| {
+        i.parent_name.as_ref().map(|n| {
+            n.0.iter()
+                .filter_map(|p| p.as_ident())
+                .map(|i| {
+                    if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_ascii_lowercase()
+                    }
+                })
+                .collect()
+        })
+    })
+}
+
+fn show_schemas_sql(catalog: &str, options: &ShowStatementOptions) -> Result<String> {
+    let cat = match show_parent(options).as_deref() {
+        None | Some([]) => catalog.to_string(),
+        Some([c]) => c.clone(),
+        Some(other) => {
+            return Err(SqeError::InvalidSql(format!(
+                "SHOW SCHEMAS FROM {}: expected a catalog name",
+                other.join(".")
+            )));
+        }
+    };
+    Ok(format!(
+        "SELECT schema_name AS \"Schema\" FROM information_schema.schemata \
+         WHERE catalog_name = {}{} ORDER BY 1",
+        quote_literal(&cat),
+        like_filter(options, "schema_name")?
+    ))
+}
+
+fn show_tables_sql(
+    catalog: &str,
+    default_schema: &str,
+    options: &ShowStatementOptions,
+) -> Result<String> {
+    let (cat, schema) = match show_parent(options).as_deref() {
+        None | Some([]) => (catalog.to_string(), default_schema.to_string()),
+        Some([s]) => (catalog.to_string(), s.clone()),
+        Some([c, s]) => (c.clone(), s.clone()),
+        Some(other) => {
+            return Err(SqeError::InvalidSql(format!(
+                "SHOW TABLES FROM {}: expected [catalog.]schema",
+                other.join(".")
+            )));
+        }
+    };
+    Ok(format!(
+        "SELECT table_name AS \"Table\" FROM information_schema.tables \
+         WHERE table_catalog = {} AND table_schema = {}{} ORDER BY 1",
+        quote_literal(&cat),
+        quote_literal(&schema),
+        like_filter(options, "table_name")?
+    ))
+}

@@ -1,0 +1,1414 @@
+//! The Flight SQL endpoint (port 50051): what ADBC, the Flight SQL JDBC driver, pyarrow and
+//! `sqe-cli` talk to.
+//!
+//! ```text
+//!  Handshake (Basic) ─▶ bearer token (response header + payload) = the caller's session
+//!  GetFlightInfo(statement | prepared) ─▶ Engine::run ─▶ PendingQuery{id} ─▶ ticket(id)
+//!  DoGet(ticket) ─▶ Engine::stream ─▶ Arrow IPC batches  (CancelFlightInfo stops it)
+//!  DoPut(update | prepared update | ingest) ─▶ Engine::run / TableWriter ─▶ row count
+//!  metadata commands ─▶ catalogs, schemas, tables, SqlInfo, XdbcTypeInfo, empty key lists
+//! ```
+//!
+//! Sessions hold `USE`/`SET` state and are keyed by the bearer token, or for token-less
+//! callers by user and peer address (one gRPC connection). Query handles are kept on this
+//! coordinator until fetched; an unfetched handle expires after [`PENDING_TTL`].
+
+mod metadata;
+mod session_options;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{
+    GetCatalogsBuilder, GetDbSchemasBuilder, GetTablesBuilder, SqlInfoData, XdbcTypeInfoData,
+};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, Any,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TableExistsOption, TableNotExistOption, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, ActionType, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use base64::Engine as _;
+use bytes::Bytes;
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::prelude::SessionContext;
+use futures::{Stream, StreamExt, TryStreamExt};
+use iceberg::TableIdent;
+use prost::Message;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use crate::auth::{Authenticator, Principal, decode_basic};
+use crate::catalog::namespace;
+use crate::engine::{Engine, Output, QueryGuard};
+use crate::error::{Result, SqeError};
+use crate::table::arrow_schema;
+use crate::write::{TableWriter, commit_append};
+
+pub use metadata::SERVER_NAME;
+
+/// How long a planned query waits for its DoGet before it is dropped.
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + Send + 'static>>;
+
+/// Per-client state: the DataFusion session (defaults, settings, views) and its last use.
+struct Session {
+    ctx: SessionContext,
+    user: String,
+    last_used: Mutex<Instant>,
+}
+
+struct PreparedStatement {
+    owner: String,
+    sql: String,
+    parameter_schema: SchemaRef,
+    /// Rows of bound parameters (DoPut), applied at execution.
+    params: Vec<Vec<ScalarValue>>,
+}
+
+/// A planned query waiting for (or in) its DoGet.
+struct PendingQuery {
+    output: Output,
+    guard: QueryGuard,
+    owner: String,
+    created: Instant,
+}
+
+struct RunningQuery {
+    owner: String,
+    cancel: Arc<tokio::sync::Notify>,
+    cancelled: Arc<AtomicBool>,
+}
+
+pub struct SqeFlightService {
+    engine: Arc<Engine>,
+    auth: Arc<Authenticator>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    prepared: Mutex<HashMap<Bytes, PreparedStatement>>,
+    pending: Mutex<HashMap<String, PendingQuery>>,
+    running: Arc<Mutex<HashMap<String, RunningQuery>>>,
+    sql_info: SqlInfoData,
+    xdbc: XdbcTypeInfoData,
+    idle_timeout: Duration,
+}
+
+fn status(e: SqeError) -> Status {
+    e.into()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SqeFlightService {
+    pub fn new(engine: Arc<Engine>, auth: Arc<Authenticator>) -> Result<Self> {
+        let idle_timeout =
+            Duration::from_secs(engine.config().coordinator.session_idle_timeout_secs);
+        Ok(Self {
+            engine,
+            auth,
+            sessions: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(HashMap::new())),
+            sql_info: metadata::sql_info()?,
+            xdbc: metadata::xdbc_type_info()?,
+            idle_timeout,
+        })
+    }
+
+    fn principal(&self, metadata: &MetadataMap) -> std::result::Result<Principal, Status> {
+        let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
+        self.auth.authenticate(header).map_err(status)
+    }
+
+    fn session_key<T>(principal: &Principal, request: &Request<T>) -> String {
+        match &principal.token {
+            Some(t) => format!("token:{t}"),
+            None => format!(
+                "peer:{}@{}",
+                principal.user,
+                request
+                    .remote_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "local".into())
+            ),
+        }
+    }
+
+    /// Authenticates the call and returns its session (created on first use).
+    fn session<T>(&self, request: &Request<T>) -> std::result::Result<Arc<Session>, Status> {
+        let principal = self.principal(request.metadata())?;
+        let key = Self::session_key(&principal, request);
+        let mut sessions = lock(&self.sessions);
+        let now = Instant::now();
+        let idle = self.idle_timeout;
+        sessions.retain(|_, s| now.duration_since(*lock(&s.last_used)) < idle);
+        let session = sessions
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Session {
+                    ctx: self.engine.new_session(),
+                    user: principal.user.clone(),
+                    last_used: Mutex::new(now),
+                })
+            })
+            .clone();
+        *lock(&session.last_used) = now;
+        Ok(session)
+    }
+
+    fn expire_pending(&self) {
+        let now = Instant::now();
+        lock(&self.pending).retain(|_, q| now.duration_since(q.created) < PENDING_TTL);
+    }
+
+    /// Runs a statement for a session and, for queries, registers the plan for DoGet.
+    async fn start_query(
+        &self,
+        session: &Arc<Session>,
+        sql: String,
+        params: Option<ParamValues>,
+        descriptor: FlightDescriptor,
+    ) -> std::result::Result<FlightInfo, Status> {
+        self.expire_pending();
+        let guard = self.engine.begin_query().map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let ctx = session.ctx.clone();
+        let text = sql.clone();
+        let result = self
+            .engine
+            .on_query_runtime(async move { engine.run(&ctx, &text, params).await })
+            .await;
+        let output = match result {
+            Ok(o) => o,
+            Err(e) => {
+                info!(user = %session.user, error = %e, "statement failed");
+                guard.finish(e.outcome(), 0, 0);
+                return Err(status(e));
+            }
+        };
+        let schema = output.schema();
+        let id = uuid::Uuid::new_v4().to_string();
+        lock(&self.pending).insert(
+            id.clone(),
+            PendingQuery {
+                output,
+                guard,
+                owner: session.user.clone(),
+                created: Instant::now(),
+            },
+        );
+        let ticket = TicketStatementQuery {
+            statement_handle: Bytes::from(id),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| Status::internal(format!("cannot encode the result schema: {e}")))
+            .map(|i| {
+                i.with_endpoint(endpoint)
+                    .with_descriptor(descriptor)
+                    .with_total_records(-1)
+                    .with_total_bytes(-1)
+            })
+    }
+
+    /// Runs a statement to completion and returns its update count.
+    async fn run_update(
+        &self,
+        session: &Arc<Session>,
+        sql: String,
+        params: Option<ParamValues>,
+    ) -> std::result::Result<i64, Status> {
+        let guard = self.engine.begin_query().map_err(status)?;
+        let engine = Arc::clone(&self.engine);
+        let ctx = session.ctx.clone();
+        let result = self
+            .engine
+            .on_query_runtime(async move {
+                let output = engine.run(&ctx, &sql, params).await?;
+                match output {
+                    Output::Query { .. } => {
+                        // a query sent as an update: run it, report the rows it produced
+                        let mut stream = engine.stream(output)?;
+                        let mut rows = 0i64;
+                        while let Some(b) = stream.next().await {
+                            rows += b.map_err(SqeError::from)?.num_rows() as i64;
+                        }
+                        Ok(rows)
+                    }
+                    done => Ok(done.update_count()),
+                }
+            })
+            .await;
+        match result {
+            Ok(n) => {
+                guard.finish("success", 0, 0);
+                Ok(n)
+            }
+            Err(e) => {
+                guard.finish(e.outcome(), 0, 0);
+                Err(status(e))
+            }
+        }
+    }
+
+    fn metadata_info<T: ProstMessageExt>(
+        &self,
+        command: T,
+        schema: &Schema,
+        descriptor: FlightDescriptor,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let ticket = Ticket::new(command.as_any().encode_to_vec());
+        let info = FlightInfo::new()
+            .try_with_schema(schema)
+            .map_err(|e| Status::internal(format!("schema: {e}")))?
+            .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+            .with_descriptor(descriptor)
+            .with_total_records(-1)
+            .with_total_bytes(-1);
+        Ok(Response::new(info))
+    }
+
+    fn batch_response(
+        batch: RecordBatch,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let schema = batch.schema();
+        let stream = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(futures::stream::iter(vec![Ok(batch)]))
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    /// The bound parameter rows of a prepared statement, cast to the types the plan expects.
+    fn param_values(schema: &SchemaRef, row: &[ScalarValue]) -> Result<ParamValues> {
+        let mut values = Vec::with_capacity(row.len());
+        for (i, v) in row.iter().enumerate() {
+            let target = schema.fields().get(i).map(|f| f.data_type().clone());
+            let v = match target {
+                Some(t) if !t.is_null() && v.data_type() != t && !v.is_null() => {
+                    v.cast_to(&t).map_err(|e| {
+                        SqeError::InvalidSql(format!(
+                            "parameter ${}: cannot use a {} value as {t}: {e}",
+                            i + 1,
+                            v.data_type()
+                        ))
+                    })?
+                }
+                Some(t) if v.is_null() && !t.is_null() => ScalarValue::try_from(&t)
+                    .map_err(|e| SqeError::InvalidSql(format!("parameter ${}: {e}", i + 1)))?,
+                _ => v.clone(),
+            };
+            values.push(ScalarAndMetadata::from(v));
+        }
+        Ok(ParamValues::List(values))
+    }
+
+    async fn read_param_rows(
+        stream: PeekableFlightDataStream,
+    ) -> std::result::Result<Vec<Vec<ScalarValue>>, Status> {
+        let batches: Vec<RecordBatch> =
+            FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from))
+                .try_collect()
+                .await
+                .map_err(|e| Status::invalid_argument(format!("cannot read parameters: {e}")))?;
+        let mut rows = Vec::new();
+        for batch in batches {
+            for r in 0..batch.num_rows() {
+                let row = batch
+                    .columns()
+                    .iter()
+                    .map(|c: &ArrayRef| ScalarValue::try_from_array(c, r))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Status::invalid_argument(format!("parameter value: {e}")))?;
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    fn take_prepared_params(
+        &self,
+        handle: &Bytes,
+        user: &str,
+    ) -> std::result::Result<(String, SchemaRef, Vec<Vec<ScalarValue>>), Status> {
+        let prepared = lock(&self.prepared);
+        let p = prepared
+            .get(handle)
+            .filter(|p| p.owner == user)
+            .ok_or_else(|| {
+                Status::not_found(
+                    "unknown prepared statement handle (closed, or created on another coordinator)",
+                )
+            })?;
+        Ok((
+            p.sql.clone(),
+            Arc::clone(&p.parameter_schema),
+            p.params.clone(),
+        ))
+    }
+
+    fn cancel_handle(&self, id: &str, user: &str) -> CancelStatus {
+        if let Some(q) = lock(&self.pending).remove(id) {
+            if q.owner == user {
+                drop(q); // the guard records the query as cancelled
+                return CancelStatus::Cancelled;
+            }
+            lock(&self.pending).insert(id.to_string(), q);
+            return CancelStatus::NotCancellable;
+        }
+        if let Some(r) = lock(&self.running).get(id)
+            && r.owner == user
+        {
+            r.cancelled.store(true, Ordering::SeqCst);
+            r.cancel.notify_waiters();
+            return CancelStatus::Cancelling;
+        }
+        CancelStatus::NotCancellable
+    }
+
+    fn cancel_info(&self, info: &FlightInfo, user: &str) -> CancelStatus {
+        let mut result = CancelStatus::NotCancellable;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let Ok(any) = Any::decode(ticket.ticket.as_ref()) else {
+                continue;
+            };
+            if let Ok(Some(t)) = any.unpack::<TicketStatementQuery>() {
+                let id = String::from_utf8_lossy(&t.statement_handle).to_string();
+                let s = self.cancel_handle(&id, user);
+                if s != CancelStatus::NotCancellable {
+                    result = s;
+                }
+            }
+        }
+        result
+    }
+
+    async fn ingest(
+        &self,
+        session: &Arc<Session>,
+        cmd: CommandStatementIngest,
+        stream: PeekableFlightDataStream,
+    ) -> Result<i64> {
+        if cmd.temporary {
+            return Err(SqeError::Unsupported(
+                "temporary tables; ingest into a regular table".into(),
+            ));
+        }
+        if cmd.transaction_id.is_some() {
+            return Err(SqeError::Unsupported("transactions".into()));
+        }
+        let catalog = Arc::clone(self.engine.catalog());
+        if let Some(c) = &cmd.catalog
+            && c != catalog.name()
+        {
+            return Err(SqeError::NotFound(format!(
+                "catalog {c} does not exist (this server has {})",
+                catalog.name()
+            )));
+        }
+        let schema_name = cmd
+            .schema
+            .clone()
+            .unwrap_or_else(|| self.engine.default_schema(&session.ctx));
+        let ident = TableIdent::new(namespace(&schema_name), cmd.table.clone());
+        let options = cmd.table_definition_options.unwrap_or_default();
+        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
+            .unwrap_or(TableNotExistOption::Unspecified);
+        let if_exists = TableExistsOption::try_from(options.if_exists)
+            .unwrap_or(TableExistsOption::Unspecified);
+
+        let mut batches =
+            FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
+        let first = batches
+            .try_next()
+            .await
+            .map_err(|e| SqeError::InvalidSql(format!("cannot read ingested data: {e}")))?;
+        let input_schema: SchemaRef = match (&first, batches.schema()) {
+            (Some(b), _) => b.schema(),
+            (None, Some(s)) => Arc::clone(s),
+            (None, None) => {
+                return Err(SqeError::InvalidSql(
+                    "ingest stream carried no schema".into(),
+                ));
+            }
+        };
+
+        let iceberg = catalog.iceberg();
+        let exists = iceberg.table_exists(&ident).await?;
+        let mut created = false;
+        if exists {
+            match if_exists {
+                TableExistsOption::Append => {}
+                TableExistsOption::Replace => {
+                    iceberg.drop_table(&ident).await?;
+                    catalog.invalidate(Some(&ident));
+                    self.create_ingest_table(&ident, &input_schema).await?;
+                    created = true;
+                }
+                TableExistsOption::Fail | TableExistsOption::Unspecified => {
+                    return Err(SqeError::AlreadyExists(format!(
+                        "table {}.{ident} already exists",
+                        catalog.name()
+                    )));
+                }
+            }
+        } else {
+            match if_not_exist {
+                TableNotExistOption::Create => {
+                    if !iceberg.namespace_exists(ident.namespace()).await? {
+                        return Err(SqeError::NotFound(format!(
+                            "schema {}.{schema_name} does not exist",
+                            catalog.name()
+                        )));
+                    }
+                    self.create_ingest_table(&ident, &input_schema).await?;
+                    created = true;
+                }
+                TableNotExistOption::Fail | TableNotExistOption::Unspecified => {
+                    return Err(SqeError::NotFound(format!(
+                        "table {}.{ident} does not exist",
+                        catalog.name()
+                    )));
+                }
+            }
+        }
+
+        let written = async {
+            let table = iceberg.load_table(&ident).await?;
+            let target = arrow_schema(&table).map_err(SqeError::from)?;
+            check_ingest_columns(&input_schema, &target)?;
+            let mut writer = TableWriter::try_new(&table).await?;
+            if let Some(b) = first {
+                writer.write(b).await?;
+            }
+            while let Some(b) = batches
+                .try_next()
+                .await
+                .map_err(|e| SqeError::InvalidSql(format!("cannot read ingested data: {e}")))?
+            {
+                writer.write(b).await?;
+            }
+            let (files, rows) = writer.close().await?;
+            commit_append(&catalog, &table, files).await?;
+            catalog.invalidate(Some(&ident));
+            Ok::<u64, SqeError>(rows)
+        }
+        .await;
+        match written {
+            Ok(rows) => Ok(rows as i64),
+            Err(e) => {
+                if created {
+                    let _ = iceberg.drop_table(&ident).await;
+                    catalog.invalidate(Some(&ident));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_ingest_table(&self, ident: &TableIdent, schema: &Schema) -> Result<()> {
+        let normalized = crate::ddl::iceberg_arrow_schema(schema, false)?;
+        let iceberg_schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&normalized)?;
+        let creation = iceberg::TableCreation::builder()
+            .name(ident.name().to_string())
+            .schema(iceberg_schema)
+            .properties(HashMap::from([(
+                "write.parquet.compression-codec".to_string(),
+                "zstd".to_string(),
+            )]))
+            .build();
+        let catalog = self.engine.catalog();
+        catalog
+            .iceberg()
+            .create_table(ident.namespace(), creation)
+            .await?;
+        catalog.invalidate(Some(ident));
+        Ok(())
+    }
+}
+
+/// Ingested columns must all exist in the table (by name); missing ones become NULL.
+fn check_ingest_columns(input: &Schema, table: &Schema) -> Result<()> {
+    for f in input.fields() {
+        if table.field_with_name(f.name()).is_err() {
+            return Err(SqeError::InvalidSql(format!(
+                "ingested column `{}` is not a column of the table (columns: {})",
+                f.name(),
+                table
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    for f in table.fields() {
+        if !f.is_nullable() && input.field_with_name(f.name()).is_err() {
+            return Err(SqeError::InvalidSql(format!(
+                "required column `{}` is missing from the ingested data",
+                f.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for SqeFlightService {
+    type FlightService = SqeFlightService;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> std::result::Result<Response<BoxStream<HandshakeResponse>>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (user, password) = match header {
+            Some(h) if h.len() > 6 && h[..6].eq_ignore_ascii_case("basic ") => {
+                decode_basic(&h[6..]).map_err(status)?
+            }
+            Some(h) if h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer ") => {
+                // already holding a token: confirm it and hand it back
+                let p = self.auth.authenticate(Some(&h)).map_err(status)?;
+                let token = p.token.unwrap_or_default();
+                return handshake_response(&token);
+            }
+            _ => {
+                // Flight's own BasicAuth payload in the first message
+                let mut stream = request.into_inner();
+                let first = stream.message().await?.unwrap_or_default();
+                match arrow_flight::BasicAuth::decode(first.payload.as_ref()) {
+                    Ok(b) if !b.username.is_empty() => (b.username, b.password),
+                    _ if self.auth.mode() == sqe_config::AuthMode::None => {
+                        (String::new(), String::new())
+                    }
+                    _ => {
+                        return Err(Status::unauthenticated(
+                            "send credentials: authorization: Basic <base64 user:password>",
+                        ));
+                    }
+                }
+            }
+        };
+        let auth = Arc::clone(&self.auth);
+        let token = tokio::task::spawn_blocking(move || auth.login(&user, &password))
+            .await
+            .map_err(|e| Status::internal(format!("login task: {e}")))?
+            .map_err(status)?;
+        handshake_response(&token)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let session = self.session(&request)?;
+        let descriptor = request.into_inner();
+        let info = self
+            .start_query(&session, query.query, None, descriptor)
+            .await?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        let session = self.session(&request)?;
+        let (sql, schema, rows) =
+            self.take_prepared_params(&cmd.prepared_statement_handle, &session.user)?;
+        let params = match rows.as_slice() {
+            [] => None,
+            [row] => Some(Self::param_values(&schema, row).map_err(status)?),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a query takes one row of parameters; bind a single row",
+                ));
+            }
+        };
+        let descriptor = request.into_inner();
+        let info = self.start_query(&session, sql, params, descriptor).await?;
+        Ok(Response::new(info))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        self.metadata_info(
+            query,
+            &metadata::primary_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        self.metadata_info(
+            query,
+            &metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        self.metadata_info(
+            query,
+            &metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        self.metadata_info(
+            query,
+            &metadata::foreign_keys_schema(),
+            request.into_inner(),
+        )
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> std::result::Result<Response<FlightInfo>, Status> {
+        self.principal(request.metadata())?;
+        let schema = query.clone().into_builder(&self.xdbc).schema();
+        self.metadata_info(query, &schema, request.into_inner())
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let principal = self.principal(request.metadata())?;
+        let id = String::from_utf8_lossy(&ticket.statement_handle).to_string();
+        let pending = {
+            let mut map = lock(&self.pending);
+            match map.remove(&id) {
+                Some(q) if q.owner == principal.user => q,
+                Some(q) => {
+                    map.insert(id.clone(), q);
+                    return Err(Status::permission_denied(
+                        "this query belongs to another user",
+                    ));
+                }
+                None => {
+                    return Err(Status::not_found(
+                        "unknown or already fetched query ticket (tickets are single-use and expire after 10 minutes)",
+                    ));
+                }
+            }
+        };
+        let PendingQuery {
+            output,
+            guard,
+            owner,
+            ..
+        } = pending;
+        let stream = self.engine.stream(output).map_err(status)?;
+        let schema = stream.schema();
+        let cancel = Arc::new(tokio::sync::Notify::new());
+        let cancelled = Arc::new(AtomicBool::new(false));
+        lock(&self.running).insert(
+            id.clone(),
+            RunningQuery {
+                owner,
+                cancel: Arc::clone(&cancel),
+                cancelled: Arc::clone(&cancelled),
+            },
+        );
+        let batches = ResultStream {
+            inner: stream,
+            guard: Some(guard),
+            cancel,
+            cancelled,
+            rows: 0,
+            bytes: 0,
+            done: false,
+            id,
+            registry: Arc::clone(&self.running),
+        }
+        .into_stream();
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from);
+        Ok(Response::new(Box::pin(encoded)))
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        let mut builder: GetCatalogsBuilder = query.into_builder();
+        builder.append(self.engine.catalog().name());
+        Self::batch_response(
+            builder
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        let catalog = Arc::clone(self.engine.catalog());
+        catalog.refresh_if_stale().await.map_err(status)?;
+        let mut builder: GetDbSchemasBuilder = query.into_builder();
+        for schema in catalog.schema_names_cached() {
+            builder.append(catalog.name(), schema);
+        }
+        builder.append(catalog.name(), "information_schema");
+        Self::batch_response(
+            builder
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let session = self.session(&request)?;
+        let include_schema = query.include_schema;
+        let catalog = Arc::clone(self.engine.catalog());
+        catalog.refresh_if_stale().await.map_err(status)?;
+        let catalog_filter = query.catalog.clone();
+        let schema_pattern = query.db_schema_filter_pattern.clone();
+        let table_pattern = query.table_name_filter_pattern.clone();
+        let mut builder: GetTablesBuilder = query.into_builder();
+        if catalog_filter
+            .as_deref()
+            .is_none_or(|c| c == catalog.name())
+        {
+            let provider = session
+                .ctx
+                .catalog(catalog.name())
+                .ok_or_else(|| Status::internal("catalog missing from the session"))?;
+            let mut schemas = catalog.schema_names_cached();
+            schemas.push("information_schema".into());
+            for schema_name in schemas {
+                if !matches_pattern(schema_pattern.as_deref(), &schema_name) {
+                    continue;
+                }
+                let Some(schema) = provider.schema(&schema_name) else {
+                    continue;
+                };
+                let mut names = schema.table_names();
+                names.sort();
+                for table_name in names {
+                    if !matches_pattern(table_pattern.as_deref(), &table_name) {
+                        continue;
+                    }
+                    let Ok(Some(table)) = schema.table(&table_name).await else {
+                        continue;
+                    };
+                    let kind = match table.table_type() {
+                        datafusion::datasource::TableType::View => "VIEW",
+                        _ if schema_name == "information_schema" => "SYSTEM TABLE",
+                        _ => "TABLE",
+                    };
+                    let table_schema = if include_schema {
+                        table.schema()
+                    } else {
+                        Arc::new(Schema::empty())
+                    };
+                    builder
+                        .append(
+                            catalog.name(),
+                            &schema_name,
+                            &table_name,
+                            kind,
+                            &table_schema,
+                        )
+                        .map_err(|e| Status::internal(e.to_string()))?;
+                }
+            }
+        }
+        Self::batch_response(
+            builder
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        let mut builder = query.into_builder();
+        for t in ["SYSTEM TABLE", "TABLE", "VIEW"] {
+            builder.append(t);
+        }
+        Self::batch_response(
+            builder
+                .build()
+                .map_err(|e| Status::internal(e.to_string()))?,
+        )
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        let batch = query
+            .into_builder(&self.sql_info)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Self::batch_response(batch)
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        Self::batch_response(metadata::empty(metadata::primary_keys_schema()))
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        Self::batch_response(metadata::empty(metadata::foreign_keys_schema()))
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        Self::batch_response(metadata::empty(metadata::foreign_keys_schema()))
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        Self::batch_response(metadata::empty(metadata::foreign_keys_schema()))
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<Ticket>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        self.principal(request.metadata())?;
+        let batch = query
+            .into_builder(&self.xdbc)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Self::batch_response(batch)
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        cmd: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> std::result::Result<i64, Status> {
+        let session = self.session(&request)?;
+        self.run_update(&session, cmd.query, None).await
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        cmd: CommandStatementIngest,
+        request: Request<PeekableFlightDataStream>,
+    ) -> std::result::Result<i64, Status> {
+        let session = self.session(&request)?;
+        let guard = self.engine.begin_query().map_err(status)?;
+        match self.ingest(&session, cmd, request.into_inner()).await {
+            Ok(rows) => {
+                guard.finish("success", 0, 0);
+                Ok(rows)
+            }
+            Err(e) => {
+                guard.finish(e.outcome(), 0, 0);
+                Err(status(e))
+            }
+        }
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> std::result::Result<DoPutPreparedStatementResult, Status> {
+        let session = self.session(&request)?;
+        let rows = Self::read_param_rows(request.into_inner()).await?;
+        let mut prepared = lock(&self.prepared);
+        let p = prepared
+            .get_mut(&cmd.prepared_statement_handle)
+            .filter(|p| p.owner == session.user)
+            .ok_or_else(|| Status::not_found("unknown prepared statement handle"))?;
+        p.params = rows;
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(cmd.prepared_statement_handle),
+        })
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        cmd: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> std::result::Result<i64, Status> {
+        let session = self.session(&request)?;
+        let (sql, schema, bound) =
+            self.take_prepared_params(&cmd.prepared_statement_handle, &session.user)?;
+        let sent = Self::read_param_rows(request.into_inner()).await?;
+        let rows = if sent.is_empty() { bound } else { sent };
+        if rows.is_empty() {
+            return self.run_update(&session, sql, None).await;
+        }
+        let mut total = 0;
+        for row in rows {
+            let params = Self::param_values(&schema, &row).map_err(status)?;
+            total += self.run_update(&session, sql.clone(), Some(params)).await?;
+        }
+        Ok(total)
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> std::result::Result<ActionCreatePreparedStatementResult, Status> {
+        let session = self.session(&request)?;
+        let engine = Arc::clone(&self.engine);
+        let ctx = session.ctx.clone();
+        let sql = query.query.clone();
+        let (dataset, parameters) = self
+            .engine
+            .on_query_runtime(async move { engine.describe(&ctx, &sql).await })
+            .await
+            .map_err(status)?;
+        let handle = Bytes::from(uuid::Uuid::new_v4().to_string());
+        lock(&self.prepared).insert(
+            handle.clone(),
+            PreparedStatement {
+                owner: session.user.clone(),
+                sql: query.query,
+                parameter_schema: Arc::clone(&parameters),
+                params: vec![],
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle,
+            dataset_schema: encode_schema(&dataset)?,
+            parameter_schema: encode_schema(&parameters)?,
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<Action>,
+    ) -> std::result::Result<(), Status> {
+        let session = self.session(&request)?;
+        let mut prepared = lock(&self.prepared);
+        if prepared
+            .get(&query.prepared_statement_handle)
+            .is_some_and(|p| p.owner == session.user)
+        {
+            prepared.remove(&query.prepared_statement_handle);
+        }
+        Ok(())
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> std::result::Result<ActionCancelQueryResult, Status> {
+        let principal = self.principal(request.metadata())?;
+        let info = FlightInfo::decode(query.info.as_ref())
+            .map_err(|e| Status::invalid_argument(format!("CancelQuery: {e}")))?;
+        // ActionCancelQueryResult.CancelResult has the same numbering as CancelStatus
+        let result = self.cancel_info(&info, &principal.user) as i32;
+        Ok(ActionCancelQueryResult { result })
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> std::result::Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        let kind = request.get_ref().r#type.clone();
+        let body = request.get_ref().body.clone();
+        let reply = |bytes: Vec<u8>| -> std::result::Result<
+            Response<<Self as FlightService>::DoActionStream>,
+            Status,
+        > {
+            let result = arrow_flight::Result {
+                body: Bytes::from(bytes),
+            };
+            Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(
+                result,
+            )]))))
+        };
+        match kind.as_str() {
+            "CancelFlightInfo" => {
+                let principal = self.principal(request.metadata())?;
+                let req = CancelFlightInfoRequest::decode(body.as_ref())
+                    .map_err(|e| Status::invalid_argument(format!("CancelFlightInfo: {e}")))?;
+                let info = req.info.unwrap_or_default();
+                let status = self.cancel_info(&info, &principal.user);
+                reply(
+                    CancelFlightInfoResult {
+                        status: status as i32,
+                    }
+                    .encode_to_vec(),
+                )
+            }
+            "SetSessionOptions" => {
+                let session = self.session(&request)?;
+                let req = session_options::SetSessionOptionsRequest::decode(body.as_ref())
+                    .map_err(|e| Status::invalid_argument(format!("SetSessionOptions: {e}")))?;
+                let mut errors = HashMap::new();
+                for (name, value) in req.session_options {
+                    let text = match value.option_value {
+                        Some(session_options::OptionValue::StringValue(s)) => Some(s),
+                        _ => None,
+                    };
+                    let outcome = match (name.as_str(), text) {
+                        ("catalog", Some(c)) if c == self.engine.catalog().name() => None,
+                        ("schema", Some(s)) => {
+                            let exists = self
+                                .engine
+                                .catalog()
+                                .iceberg()
+                                .namespace_exists(&namespace(&s))
+                                .await
+                                .unwrap_or(false);
+                            if exists {
+                                self.engine.set_default_schema(&session.ctx, &s);
+                                None
+                            } else {
+                                Some(session_options::error_value::INVALID_VALUE)
+                            }
+                        }
+                        ("catalog" | "schema", _) => {
+                            Some(session_options::error_value::INVALID_VALUE)
+                        }
+                        _ => Some(session_options::error_value::INVALID_NAME),
+                    };
+                    if let Some(value) = outcome {
+                        errors.insert(name, session_options::SetSessionOptionsError { value });
+                    }
+                }
+                reply(session_options::SetSessionOptionsResult { errors }.encode_to_vec())
+            }
+            "GetSessionOptions" => {
+                let session = self.session(&request)?;
+                let mut options = HashMap::new();
+                options.insert(
+                    "catalog".to_string(),
+                    session_options::string_value(self.engine.catalog().name()),
+                );
+                options.insert(
+                    "schema".to_string(),
+                    session_options::string_value(self.engine.default_schema(&session.ctx)),
+                );
+                reply(
+                    session_options::GetSessionOptionsResult {
+                        session_options: options,
+                    }
+                    .encode_to_vec(),
+                )
+            }
+            "CloseSession" => {
+                let principal = self.principal(request.metadata())?;
+                let key = Self::session_key(&principal, &request);
+                lock(&self.sessions).remove(&key);
+                reply(
+                    session_options::CloseSessionResult {
+                        status: session_options::CLOSE_STATUS_CLOSED,
+                    }
+                    .encode_to_vec(),
+                )
+            }
+            other => Err(Status::invalid_argument(format!(
+                "unknown action type {other:?}"
+            ))),
+        }
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<std::result::Result<ActionType, Status>>> {
+        Some(
+            [
+                ("CancelFlightInfo", "Cancels a query given its FlightInfo"),
+                ("SetSessionOptions", "Sets session options: catalog, schema"),
+                ("GetSessionOptions", "Returns the session options"),
+                ("CloseSession", "Ends the session"),
+            ]
+            .into_iter()
+            .map(|(t, d)| {
+                Ok(ActionType {
+                    r#type: t.into(),
+                    description: d.into(),
+                })
+            })
+            .collect(),
+        )
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// The result batches of one DoGet: counts rows and bytes, stops on cancel, and records the
+/// query's outcome when the stream ends (or is dropped because the client went away).
+struct ResultStream {
+    inner: datafusion::execution::SendableRecordBatchStream,
+    guard: Option<QueryGuard>,
+    cancel: Arc<tokio::sync::Notify>,
+    cancelled: Arc<AtomicBool>,
+    rows: u64,
+    bytes: u64,
+    done: bool,
+    id: String,
+    registry: Arc<Mutex<HashMap<String, RunningQuery>>>,
+}
+
+impl ResultStream {
+    fn finish(&mut self, outcome: &str) {
+        self.done = true;
+        lock(&self.registry).remove(&self.id);
+        if let Some(g) = self.guard.take() {
+            g.finish(outcome, self.rows, self.bytes);
+        }
+    }
+
+    fn into_stream(
+        self,
+    ) -> impl Stream<Item = std::result::Result<RecordBatch, FlightError>> + Send + 'static {
+        futures::stream::unfold(self, |mut s| async move {
+            if s.done {
+                return None;
+            }
+            if s.cancelled.load(Ordering::SeqCst) {
+                s.finish("cancelled");
+                return Some((Err(flight_error(SqeError::Cancelled)), s));
+            }
+            let cancel = Arc::clone(&s.cancel);
+            tokio::select! {
+                _ = cancel.notified() => {
+                    s.finish("cancelled");
+                    Some((Err(flight_error(SqeError::Cancelled)), s))
+                }
+                item = s.inner.next() => match item {
+                    Some(Ok(batch)) => {
+                        s.rows += batch.num_rows() as u64;
+                        s.bytes += batch.get_array_memory_size() as u64;
+                        Some((Ok(batch), s))
+                    }
+                    Some(Err(e)) => {
+                        let e = SqeError::from(e);
+                        warn!(error = %e, "query failed while streaming");
+                        s.finish(e.outcome());
+                        Some((Err(flight_error(e)), s))
+                    }
+                    None => {
+                        s.finish("success");
+                        None
+                    }
+                },
+            }
+        })
+    }
+}
+
+impl Drop for ResultStream {
+    fn drop(&mut self) {
+        lock(&self.registry).remove(&self.id);
+    }
+}
+
+fn flight_error(e: SqeError) -> FlightError {
+    FlightError::Tonic(Box::new(status(e)))
+}
+
+fn handshake_response(
+    token: &str,
+) -> std::result::Result<Response<BoxStream<HandshakeResponse>>, Status> {
+    let output = futures::stream::iter(vec![Ok(HandshakeResponse {
+        protocol_version: 0,
+        payload: Bytes::from(token.to_string()),
+    })]);
+    let mut response: Response<BoxStream<HandshakeResponse>> = Response::new(Box::pin(output));
+    let value = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| Status::internal("token is not a valid header value"))?;
+    response.metadata_mut().insert("authorization", value);
+    Ok(response)
+}
+
+fn encode_schema(schema: &Schema) -> std::result::Result<Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &Default::default())
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| Status::internal(format!("schema: {e}")))?;
+    Ok(message.0)
+}
+
+/// SQL LIKE-style pattern of the metadata commands: `%` any run, `_` one character.
+fn matches_pattern(pattern: Option<&str>, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match (p.first(), v.first()) {
+            (None, None) => true,
+            (Some('%'), _) => go(&p[1..], v) || (!v.is_empty() && go(p, &v[1..])),
+            (Some('_'), Some(_)) => go(&p[1..], &v[1..]),
+            (Some('\\'), _) if p.len() > 1 => v.first() == p.get(1) && go(&p[2..], &v[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &v[1..]),
+            _ => false,
+        }
+    }
+    match pattern {
+        None => true,
+        Some(p) => {
+            let p: Vec<char> = p.chars().collect();
+            let v: Vec<char> = value.chars().collect();
+            go(&p, &v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches_pattern;
+
+    #[test]
+    fn like_patterns() {
+        assert!(matches_pattern(None, "x"));
+        assert!(matches_pattern(Some("%"), "lineitem"));
+        assert!(matches_pattern(Some("line%"), "lineitem"));
+        assert!(matches_pattern(Some("l_ne%"), "lineitem"));
+        assert!(!matches_pattern(Some("orders"), "lineitem"));
+        assert!(matches_pattern(Some("a\\_b"), "a_b"));
+        assert!(!matches_pattern(Some("a\\_b"), "axb"));
+    }
+}
+
+pub fn basic_header(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}

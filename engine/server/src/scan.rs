@@ -1,0 +1,300 @@
+//! `IcebergScanExec`: reads a planned set of Iceberg data files as N DataFusion partitions.
+//!
+//! ```text
+//!  TableProvider::scan ── plan_files(projection, predicate) ──▶ [FileScanTask; n]
+//!        └─ split_tasks(n tasks, target_partitions) ──▶ groups, balanced by bytes
+//!  execute(i) ── ArrowReader over group i (row-group pruning, row filter) ──▶ batches
+//! ```
+//!
+//! File pruning (partition values and column statistics in manifests) happens at planning
+//! time, so `EXPLAIN` already shows how many files a query reads; `EXPLAIN ANALYZE` adds the
+//! files and bytes each partition actually read.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::cast;
+use arrow::datatypes::SchemaRef;
+use datafusion::common::stats::{ColumnStatistics, Precision, Statistics};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{StreamExt, TryStreamExt};
+use iceberg::expr::Predicate;
+use iceberg::scan::FileScanTask;
+use iceberg::table::Table;
+
+use crate::error::ice_to_df;
+
+/// Splits tasks into at most `partitions` groups of similar byte size (largest first, each to
+/// the lightest group), keeping at least one group so the plan always has a partition.
+pub fn split_tasks(mut tasks: Vec<FileScanTask>, partitions: usize) -> Vec<Vec<FileScanTask>> {
+    let groups = partitions.max(1).min(tasks.len().max(1));
+    tasks.sort_by(|a, b| {
+        b.length
+            .cmp(&a.length)
+            .then_with(|| a.data_file_path.cmp(&b.data_file_path))
+    });
+    let mut out: Vec<(u64, Vec<FileScanTask>)> = (0..groups).map(|_| (0, Vec::new())).collect();
+    for task in tasks {
+        let idx = out
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (bytes, files))| (*bytes, files.len()))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        out[idx].0 += task.length;
+        out[idx].1.push(task);
+    }
+    out.into_iter().map(|(_, files)| files).collect()
+}
+
+pub struct IcebergScanExec {
+    table: Table,
+    table_name: String,
+    /// Output schema (the projected columns, in projection order).
+    schema: SchemaRef,
+    /// Column names handed to the Iceberg scan (may differ from `schema` when empty).
+    columns: Vec<String>,
+    predicate: Option<Predicate>,
+    groups: Vec<Vec<FileScanTask>>,
+    limit: Option<usize>,
+    batch_size: usize,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl fmt::Debug for IcebergScanExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IcebergScanExec")
+            .field("table", &self.table_name)
+            .field("partitions", &self.groups.len())
+            .finish()
+    }
+}
+
+impl IcebergScanExec {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        table: Table,
+        schema: SchemaRef,
+        columns: Vec<String>,
+        predicate: Option<Predicate>,
+        groups: Vec<Vec<FileScanTask>>,
+        limit: Option<usize>,
+        batch_size: usize,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(groups.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        let table_name = table.identifier().to_string();
+        Self {
+            table,
+            table_name,
+            schema,
+            columns,
+            predicate,
+            groups,
+            limit,
+            batch_size,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.groups.iter().map(Vec::len).sum()
+    }
+
+    fn exact_rows(&self, tasks: &[FileScanTask]) -> Precision<usize> {
+        let total: Option<u64> = tasks
+            .iter()
+            .map(|t| {
+                if t.deletes.is_empty() {
+                    t.record_count
+                } else {
+                    None
+                }
+            })
+            .sum();
+        match total {
+            Some(n) if self.predicate.is_none() => match self.limit {
+                Some(l) => Precision::Exact((n as usize).min(l)),
+                None => Precision::Exact(n as usize),
+            },
+            Some(n) => Precision::Inexact(n as usize),
+            None => Precision::Absent,
+        }
+    }
+}
+
+impl DisplayAs for IcebergScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "IcebergScanExec: table={}, partitions={}, files={}, projection=[{}]",
+            self.table_name,
+            self.groups.len(),
+            self.file_count(),
+            self.schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+        if let Some(p) = &self.predicate {
+            write!(f, ", predicate=[{p}]")?;
+        }
+        if let Some(l) = self.limit {
+            write!(f, ", limit={l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for IcebergScanExec {
+    fn name(&self) -> &str {
+        "IcebergScanExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "IcebergScanExec has no children".into(),
+            ))
+        }
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        _context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let tasks = self.groups.get(partition).cloned().unwrap_or_default();
+        let files = MetricBuilder::new(&self.metrics).counter("files_scanned", partition);
+        let bytes = MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition);
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        files.add(tasks.len());
+        bytes.add(tasks.iter().map(|t| t.length as usize).sum());
+        let schema = Arc::clone(&self.schema);
+        if tasks.is_empty() {
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            )));
+        }
+        let reader = self
+            .table
+            .reader_builder()
+            .with_batch_size(self.batch_size)
+            .with_data_file_concurrency_limit(4)
+            .with_row_group_filtering_enabled(true)
+            .with_row_selection_enabled(true)
+            .build();
+        let limit = self.limit;
+        let out_schema = Arc::clone(&schema);
+        let stream = futures::stream::once(async move {
+            let task_stream = futures::stream::iter(tasks.into_iter().map(Ok)).boxed();
+            let result = reader.read(task_stream).map_err(ice_to_df)?;
+            Ok::<_, DataFusionError>(result.stream().map_err(ice_to_df))
+        })
+        .try_flatten();
+        let mut remaining = limit;
+        let stream = stream
+            .map(move |batch| {
+                let batch = conform(batch?, &out_schema)?;
+                output_rows.add(batch.num_rows());
+                Ok(batch)
+            })
+            .try_take_while(move |batch: &RecordBatch| {
+                let keep = match remaining {
+                    Some(0) => false,
+                    Some(n) => {
+                        remaining = Some(n.saturating_sub(batch.num_rows()));
+                        true
+                    }
+                    None => true,
+                };
+                futures::future::ready(Ok(keep))
+            });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Statistics> {
+        let rows = match partition {
+            Some(i) => self.exact_rows(self.groups.get(i).map(Vec::as_slice).unwrap_or(&[])),
+            None => {
+                let all: Vec<FileScanTask> = self.groups.iter().flatten().cloned().collect();
+                self.exact_rows(&all)
+            }
+        };
+        Ok(Statistics {
+            num_rows: rows,
+            total_byte_size: Precision::Absent,
+            column_statistics: vec![ColumnStatistics::new_unknown(); self.schema.fields().len()],
+        })
+    }
+}
+
+/// Gives a batch read from Iceberg exactly the scan's schema (names, types, no field-id
+/// metadata), so every operator above sees one schema.
+pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
+    if schema.fields().is_empty() {
+        return Ok(RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            vec![],
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?);
+    }
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column = batch
+            .column_by_name(field.name())
+            .ok_or_else(|| {
+                DataFusionError::Execution(format!(
+                    "column {} missing from an Iceberg data file batch",
+                    field.name()
+                ))
+            })?
+            .clone();
+        if column.data_type() == field.data_type() {
+            columns.push(column);
+        } else {
+            columns.push(cast(&column, field.data_type())?);
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}

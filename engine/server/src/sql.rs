@@ -1,0 +1,326 @@
+//! SQL text preprocessing, before DataFusion's parser sees a statement (pure functions).
+//!
+//! - `?` placeholders (what JDBC and ADBC send) become DataFusion's `$1, $2, …`.
+//! - A `PARTITIONED BY (day(ts), bucket(16, id))` clause of `CREATE TABLE` (Spark / Iceberg
+//!   syntax, which sqlparser cannot parse) is cut out and returned as [`PartitionTerm`]s. The
+//!   Trino form `WITH (partitioning = ARRAY['day(ts)', 'bucket(id, 16)'])` is read from the
+//!   parsed statement and goes through the same term parser.
+
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer, Word};
+
+use crate::error::{Result, SqeError};
+
+/// One partition field: a transform applied to a source column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionTerm {
+    pub column: String,
+    pub transform: Transform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    Identity,
+    Year,
+    Month,
+    Day,
+    Hour,
+    Bucket(u32),
+    Truncate(u32),
+    Void,
+}
+
+impl PartitionTerm {
+    /// The partition field's name, as Spark and Trino name it (`ts_day`, `id_bucket`).
+    pub fn field_name(&self) -> String {
+        let suffix = match self.transform {
+            Transform::Identity => return self.column.clone(),
+            Transform::Year => "year",
+            Transform::Month => "month",
+            Transform::Day => "day",
+            Transform::Hour => "hour",
+            Transform::Bucket(_) => "bucket",
+            Transform::Truncate(_) => "trunc",
+            Transform::Void => "null",
+        };
+        format!("{}_{suffix}", self.column)
+    }
+}
+
+fn tokenize(sql: &str) -> Result<Vec<Token>> {
+    Tokenizer::new(&GenericDialect {}, sql)
+        .with_unescape(false)
+        .tokenize()
+        .map_err(|e| SqeError::InvalidSql(format!("SQL syntax error: {e}")))
+}
+
+fn render(tokens: &[Token]) -> String {
+    tokens.iter().map(ToString::to_string).collect()
+}
+
+fn is_keyword(t: &Token, k: Keyword) -> bool {
+    matches!(t, Token::Word(Word { keyword, quote_style: None, .. }) if *keyword == k)
+}
+
+fn significant(tokens: &[Token]) -> impl Iterator<Item = (usize, &Token)> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+}
+
+/// Rewrites `?` placeholders to `$1, $2, …` in order of appearance.
+pub fn number_placeholders(sql: &str) -> Result<String> {
+    if !sql.contains('?') {
+        return Ok(sql.to_string());
+    }
+    let mut tokens = tokenize(sql)?;
+    let mut n = 0;
+    for t in tokens.iter_mut() {
+        if matches!(t, Token::Placeholder(p) if p == "?") {
+            n += 1;
+            *t = Token::Placeholder(format!("${n}"));
+        }
+    }
+    Ok(render(&tokens))
+}
+
+/// Cuts a top-level `PARTITIONED BY (…)` / `PARTITION BY (…)` clause out of a
+/// `CREATE TABLE` statement. Returns the remaining SQL and the terms, if there was a clause.
+pub fn extract_partitioning(sql: &str) -> Result<(String, Option<Vec<PartitionTerm>>)> {
+    let upper = sql.trim_start().get(..6).map(str::to_ascii_uppercase);
+    if upper.as_deref() != Some("CREATE") || !sql.to_ascii_uppercase().contains("PARTITION") {
+        return Ok((sql.to_string(), None));
+    }
+    let tokens = tokenize(sql)?;
+    let sig: Vec<(usize, &Token)> = significant(&tokens).collect();
+    if !sig
+        .iter()
+        .take(4)
+        .any(|(_, t)| is_keyword(t, Keyword::TABLE))
+    {
+        return Ok((sql.to_string(), None));
+    }
+    let mut depth = 0i32;
+    for (pos, (idx, tok)) in sig.iter().enumerate() {
+        match tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if depth != 0
+            || !(is_keyword(tok, Keyword::PARTITIONED) || is_keyword(tok, Keyword::PARTITION))
+        {
+            continue;
+        }
+        let (Some((_, by)), Some((_, open))) = (sig.get(pos + 1), sig.get(pos + 2)) else {
+            continue;
+        };
+        if !is_keyword(by, Keyword::BY) || **open != Token::LParen {
+            continue;
+        }
+        // find the matching close paren
+        let mut d = 0;
+        let mut close = None;
+        for (j, (_, t)) in sig.iter().enumerate().skip(pos + 2) {
+            match t {
+                Token::LParen => d += 1,
+                Token::RParen => {
+                    d -= 1;
+                    if d == 0 {
+                        close = Some(j);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let close = close.ok_or_else(|| {
+            SqeError::InvalidSql("SQL syntax error: PARTITIONED BY ( is never closed".into())
+        })?;
+        let inner: Vec<Token> = sig[pos + 3..close]
+            .iter()
+            .map(|(_, t)| (*t).clone())
+            .collect();
+        let terms = parse_terms(&inner)?;
+        let start = *idx;
+        let end = sig[close].0;
+        let mut rest: Vec<Token> = tokens[..start].to_vec();
+        rest.extend_from_slice(&tokens[end + 1..]);
+        return Ok((render(&rest), Some(terms)));
+    }
+    Ok((sql.to_string(), None))
+}
+
+/// Parses one term given as text, e.g. `'bucket(id, 16)'` from Trino's `partitioning` property.
+pub fn parse_term_text(text: &str) -> Result<PartitionTerm> {
+    let tokens: Vec<Token> = significant(&tokenize(text)?)
+        .map(|(_, t)| t.clone())
+        .collect();
+    let mut terms = parse_terms(&tokens)?;
+    match (terms.pop(), terms.is_empty()) {
+        (Some(t), true) => Ok(t),
+        _ => Err(SqeError::InvalidSql(format!(
+            "`{text}` is not one partition term such as `day(ts)` or `bucket(16, id)`"
+        ))),
+    }
+}
+
+fn parse_terms(tokens: &[Token]) -> Result<Vec<PartitionTerm>> {
+    let mut terms = Vec::new();
+    // split on top-level commas
+    let mut depth = 0;
+    let mut current: Vec<Token> = Vec::new();
+    let mut parts: Vec<Vec<Token>> = Vec::new();
+    for t in tokens {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(t.clone());
+    }
+    parts.push(current);
+    for part in parts {
+        terms.push(parse_term(&part)?);
+    }
+    if terms.is_empty() {
+        return Err(SqeError::InvalidSql(
+            "PARTITIONED BY needs at least one column or transform".into(),
+        ));
+    }
+    Ok(terms)
+}
+
+fn ident(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) if w.quote_style.is_some() => Some(w.value.clone()),
+        Token::Word(w) => Some(w.value.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+fn number(t: &Token) -> Option<u32> {
+    match t {
+        Token::Number(n, _) => n.parse().ok(),
+        _ => None,
+    }
+}
+
+fn parse_term(tokens: &[Token]) -> Result<PartitionTerm> {
+    let text = render(tokens);
+    let bad = || {
+        SqeError::InvalidSql(format!(
+            "unsupported partition term `{}`: use a column, year(col), month(col), day(col), \
+             hour(col), bucket(n, col), truncate(w, col) or void(col)",
+            text.trim()
+        ))
+    };
+    match tokens {
+        [col] => Ok(PartitionTerm {
+            column: ident(col).ok_or_else(bad)?,
+            transform: Transform::Identity,
+        }),
+        [func, Token::LParen, arg, Token::RParen] => {
+            let name = ident(func).ok_or_else(bad)?;
+            let column = ident(arg).ok_or_else(bad)?;
+            let transform = match name.as_str() {
+                "year" | "years" => Transform::Year,
+                "month" | "months" => Transform::Month,
+                "day" | "days" | "date" => Transform::Day,
+                "hour" | "hours" | "date_hour" => Transform::Hour,
+                "void" => Transform::Void,
+                "identity" => Transform::Identity,
+                _ => return Err(bad()),
+            };
+            Ok(PartitionTerm { column, transform })
+        }
+        [func, Token::LParen, a, Token::Comma, b, Token::RParen] => {
+            let name = ident(func).ok_or_else(bad)?;
+            // Spark/Iceberg order is (n, col); Trino's is (col, n): accept both.
+            let (n, column) = match (number(a), number(b)) {
+                (Some(n), None) => (n, ident(b).ok_or_else(bad)?),
+                (None, Some(n)) => (n, ident(a).ok_or_else(bad)?),
+                _ => return Err(bad()),
+            };
+            if n == 0 {
+                return Err(SqeError::InvalidSql(format!(
+                    "partition term `{}`: the width must be positive",
+                    text.trim()
+                )));
+            }
+            let transform = match name.as_str() {
+                "bucket" => Transform::Bucket(n),
+                "truncate" | "trunc" => Transform::Truncate(n),
+                _ => return Err(bad()),
+            };
+            Ok(PartitionTerm { column, transform })
+        }
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_outside_strings() {
+        let out = number_placeholders("SELECT '?' , a FROM t WHERE a = ? AND b > ?").unwrap();
+        assert_eq!(out, "SELECT '?' , a FROM t WHERE a = $1 AND b > $2");
+    }
+
+    #[test]
+    fn partitioned_by_is_extracted() {
+        let (sql, terms) = extract_partitioning(
+            "CREATE TABLE s.t (id BIGINT, ts TIMESTAMP, name VARCHAR) PARTITIONED BY (day(ts), bucket(4, id), name)",
+        )
+        .unwrap();
+        assert_eq!(
+            sql.trim_end(),
+            "CREATE TABLE s.t (id BIGINT, ts TIMESTAMP, name VARCHAR)"
+        );
+        let terms = terms.unwrap();
+        assert_eq!(terms.len(), 3);
+        assert_eq!(terms[0].transform, Transform::Day);
+        assert_eq!(terms[0].field_name(), "ts_day");
+        assert_eq!(terms[1].transform, Transform::Bucket(4));
+        assert_eq!(terms[1].column, "id");
+        assert_eq!(terms[2].transform, Transform::Identity);
+    }
+
+    #[test]
+    fn ctas_keeps_the_query() {
+        let (sql, terms) = extract_partitioning(
+            "create table t partitioned by (truncate(id, 10)) as select 1 as id",
+        )
+        .unwrap();
+        assert_eq!(sql, "create table t  as select 1 as id");
+        assert_eq!(terms.unwrap()[0].transform, Transform::Truncate(10));
+    }
+
+    #[test]
+    fn partition_inside_a_query_is_left_alone() {
+        let q = "CREATE TABLE t AS SELECT row_number() OVER (PARTITION BY a) FROM x";
+        let (sql, terms) = extract_partitioning(q).unwrap();
+        assert_eq!(sql, q);
+        assert!(terms.is_none());
+    }
+
+    #[test]
+    fn bad_terms_are_named() {
+        let err = extract_partitioning("CREATE TABLE t (a INT) PARTITIONED BY (fortnight(a))")
+            .unwrap_err();
+        assert!(err.to_string().contains("fortnight(a)"), "{err}");
+        assert!(parse_term_text("bucket(id, 0)").is_err());
+        assert_eq!(
+            parse_term_text("bucket(id, 16)").unwrap().transform,
+            Transform::Bucket(16)
+        );
+    }
+}
