@@ -19,7 +19,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tokio::runtime::Runtime;
 
 use crate::error::CliError;
@@ -50,8 +52,8 @@ struct Args {
     #[arg(long, env = "SQE_PASSWORD", hide_env_values = true)]
     password: Option<String>,
 
-    /// Bearer token to send instead of logging in with --user.
-    #[arg(long, env = "SQE_TOKEN", hide_env_values = true)]
+    /// Bearer token to send instead of logging in with --user and --password.
+    #[arg(long, conflicts_with = "user")]
     token: Option<String>,
 
     /// Run these statements (separated by ';') and exit.
@@ -68,7 +70,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match parse_args(std::env::args_os()) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`sqe-cli ... | head`): nothing left to say.
@@ -78,6 +83,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses the command line. Clap treats a value from `SQE_PASSWORD` like one
+/// given on the command line, so the conflict of `--token` with `--password`
+/// is checked here, where the two can be told apart: an exported
+/// `SQE_PASSWORD` must not make `--token` unusable.
+fn parse_args<I, T>(argv: I) -> Result<Args, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = Args::command();
+    let matches = command.try_get_matches_from_mut(argv)?;
+    if matches.contains_id("token")
+        && matches.value_source("password") == Some(ValueSource::CommandLine)
+    {
+        return Err(command.error(
+            ErrorKind::ArgumentConflict,
+            "the argument '--token <TOKEN>' cannot be used with '--password <PASSWORD>'",
+        ));
+    }
+    Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
 }
 
 /// Where the statements come from.
@@ -132,16 +159,10 @@ fn read_stdin() -> Result<String, CliError> {
     Ok(sql)
 }
 
-/// Picks the credentials. `--token` and `--password` exclude each other when
-/// both are given on the command line; a password from `SQE_PASSWORD` is
-/// simply not used with a token or without `--user`.
+/// Picks the credentials. A password (e.g. from `SQE_PASSWORD`) is only
+/// used together with `--user`.
 fn resolve_auth(args: &Args) -> Result<Auth, CliError> {
     if let Some(token) = &args.token {
-        if args.user.is_some() {
-            return Err(CliError::Other(
-                "--token and --user cannot be used together".to_string(),
-            ));
-        }
         return Ok(Auth::Token(token.clone()));
     }
     let Some(user) = &args.user else {
@@ -240,12 +261,10 @@ fn report_note(message: &str) {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
-        Args::try_parse_from(std::iter::once("sqe-cli").chain(argv.iter().copied()))
+        parse_args(std::iter::once("sqe-cli").chain(argv.iter().copied()))
     }
 
     #[test]
@@ -296,8 +315,8 @@ mod tests {
         assert!(parse(&["-e", "select 1", "-f", "x.sql"]).is_err());
         assert!(parse(&["--format", "xml"]).is_err());
         assert!(parse(&["--port", "70000"]).is_err());
-        let args = parse(&["--token", "t", "-u", "alice"]).expect("parses");
-        assert!(resolve_auth(&args).is_err());
+        assert!(parse(&["--token", "t", "-u", "alice"]).is_err());
+        assert!(parse(&["--token", "t", "--password", "p"]).is_err());
     }
 
     #[test]

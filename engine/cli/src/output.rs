@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use comfy_table::{Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, Table, TableComponent};
 
 /// The output format chosen with `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,6 +116,17 @@ fn build_table(result: &QueryResult) -> Result<Table, ArrowError> {
                     .iter()
                     .map(|formatter| Cell::new(formatter.value(row))),
             );
+        }
+    }
+    if result.num_rows() == 0 {
+        // Otherwise the line under the header would be drawn twice.
+        for component in [
+            TableComponent::BottomBorder,
+            TableComponent::BottomBorderIntersections,
+            TableComponent::BottomLeftCorner,
+            TableComponent::BottomRightCorner,
+        ] {
+            table.remove_style(component);
         }
     }
     Ok(table)

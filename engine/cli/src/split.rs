@@ -3,16 +3,19 @@
 //! A `;` ends a statement only outside single-quoted strings (including
 //! `E'...'` strings with backslash escapes), double-quoted and backquoted
 //! identifiers, `--` line comments and (nested) `/* */` block comments.
-//! Statements that hold nothing but whitespace and comments are skipped.
+//! Comments before a statement are dropped, and statements that hold nothing
+//! but whitespace and comments are skipped.
 
 /// The result of scanning SQL text for statement terminators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
-    /// Complete statements (each was terminated by `;`), trimmed, without the `;`.
+    /// Complete statements (each was terminated by `;`), without leading
+    /// comments, trimmed, without the `;`.
     pub complete: Vec<String>,
     /// Byte offset just past the last terminating `;` (0 if there was none).
     pub consumed: usize,
-    /// The unterminated text after the last `;`, with leading whitespace removed.
+    /// The unterminated text after the last `;`, without leading whitespace
+    /// (and without leading comments once a statement has begun).
     /// `None` when it holds nothing but whitespace and finished comments, i.e.
     /// there is nothing left that needs more input.
     pub rest: Option<String>,
@@ -41,7 +44,8 @@ pub fn split_statements(sql: &str) -> Split {
     let mut complete = Vec::new();
     let mut state = State::Normal;
     let mut start = 0;
-    let mut has_content = false;
+    // Where the current statement's first non-comment text is, if any yet.
+    let mut content_start: Option<usize> = None;
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -49,11 +53,10 @@ pub fn split_statements(sql: &str) -> Split {
         match state {
             State::Normal => match b {
                 b';' => {
-                    if has_content {
-                        complete.push(sql[start..i].trim().to_string());
+                    if let Some(content) = content_start.take() {
+                        complete.push(sql[content..i].trim_end().to_string());
                     }
                     start = i + 1;
-                    has_content = false;
                 }
                 b'-' if next == Some(b'-') => {
                     state = State::LineComment;
@@ -64,17 +67,19 @@ pub fn split_statements(sql: &str) -> Split {
                     i += 1;
                 }
                 b'\'' => {
-                    has_content = true;
+                    content_start.get_or_insert(i);
                     state = State::SingleQuote {
                         backslash: is_escape_string_prefix(bytes, i),
                     };
                 }
                 b'"' | b'`' => {
-                    has_content = true;
+                    content_start.get_or_insert(i);
                     state = State::QuotedIdent(b);
                 }
                 _ if b.is_ascii_whitespace() => {}
-                _ => has_content = true,
+                _ => {
+                    content_start.get_or_insert(i);
+                }
             },
             State::SingleQuote { backslash } => match b {
                 b'\\' if backslash => i += 1,
@@ -118,7 +123,11 @@ pub fn split_statements(sql: &str) -> Split {
         state,
         State::SingleQuote { .. } | State::QuotedIdent(_) | State::BlockComment(_)
     );
-    let rest = (has_content || open).then(|| sql[start..].trim_start().to_string());
+    let rest = match content_start {
+        Some(content) => Some(sql[content..].to_string()),
+        None if open => Some(sql[start..].trim_start().to_string()),
+        None => None,
+    };
     Split {
         complete,
         consumed: start,
@@ -218,7 +227,7 @@ mod tests {
     fn ignores_semicolons_in_comments() {
         assert_eq!(
             script_statements("select 1 -- not; here\n, 2; /* nor; here */ select 3"),
-            vec!["select 1 -- not; here\n, 2", "/* nor; here */ select 3"]
+            vec!["select 1 -- not; here\n, 2", "select 3"]
         );
     }
 
@@ -226,8 +235,18 @@ mod tests {
     fn handles_nested_block_comments() {
         assert_eq!(
             script_statements("/* a /* b; */ c; */ select 1; select 2"),
-            vec!["/* a /* b; */ c; */ select 1", "select 2"]
+            vec!["select 1", "select 2"]
         );
+    }
+
+    #[test]
+    fn drops_leading_comments() {
+        assert_eq!(
+            script_statements("-- first\nselect 1; /* second */\n  select 2 -- trailing\n"),
+            vec!["select 1", "select 2 -- trailing"]
+        );
+        let split = split_statements("select 1;\n-- about the next one\nselect");
+        assert_eq!(split.rest.as_deref(), Some("select"));
     }
 
     #[test]

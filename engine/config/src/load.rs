@@ -144,11 +144,14 @@ fn deserialize(table: &Table) -> Result<SqeConfig, (String, String)> {
             .strip_prefix("unknown field `")
             .and_then(|rest| rest.split('`').next())
         {
-            path = if path == "." || path.is_empty() {
-                field.to_string()
-            } else {
-                format!("{path}.{field}")
-            };
+            let already_named = path == field || path.ends_with(&format!(".{field}"));
+            if !already_named {
+                path = if path == "." || path.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{path}.{field}")
+                };
+            }
         }
         if path == "." {
             path = String::new();
@@ -159,6 +162,13 @@ fn deserialize(table: &Table) -> Result<SqeConfig, (String, String)> {
 
 fn origin_of(path: &str, from_env: &BTreeMap<String, String>, file: &Origin) -> Origin {
     // "auth.users[0].name" belongs to the value of "auth.users"
+    // an unknown section set from the environment: "catlog" came from SQE_CATLOG__URI
+    if let Some((_, var)) = from_env
+        .iter()
+        .find(|(key, _)| key.starts_with(&format!("{path}.")))
+    {
+        return Origin::Env(var.clone());
+    }
     let mut candidate = path.to_string();
     loop {
         if let Some(var) = from_env.get(&candidate) {
@@ -244,7 +254,7 @@ mod tests {
     fn unknown_key_in_file_is_named() {
         let err = load_from_str("[auth]\nmood = \"none\"\n", file(), env(&[])).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("auth.mood"), "{text}");
+        assert!(text.contains("auth.mood (from sqe.toml)"), "{text}");
         assert!(text.contains("sqe.toml"), "{text}");
     }
 
@@ -252,8 +262,10 @@ mod tests {
     fn unknown_section_from_env_names_the_variable() {
         let err = load_from_str("", file(), env(&[("SQE_CATLOG__URI", "x")])).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("catlog"), "{text}");
-        assert!(text.contains("SQE_CATLOG__URI"), "{text}");
+        assert!(
+            text.contains("catlog (from environment variable SQE_CATLOG__URI)"),
+            "{text}"
+        );
     }
 
     #[test]

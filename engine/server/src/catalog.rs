@@ -27,7 +27,7 @@ use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
 use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 use sqe_config::{CatalogType, SqeConfig};
 
-use crate::error::{Result, SqeError, ice_to_df};
+use crate::error::{Result, SqeError};
 use crate::table::IcebergTable;
 
 /// Connects to the catalog the config describes.
@@ -431,8 +431,4 @@ impl SchemaProvider for SqeSchema {
                 .map(|s| s.schemas.get(&self.name).is_some_and(|t| t.contains(name)))
                 .unwrap_or(false)
     }
-}
-
-pub(crate) fn ice_err(e: iceberg::Error) -> DataFusionError {
-    ice_to_df(e)
 }

@@ -214,7 +214,11 @@ impl Engine {
         let options = session_config.options_mut();
         options.sql_parser.map_string_types_to_utf8view = false;
         options.sql_parser.collect_spans = true;
+        // 12345678901234567890.123456789 is an exact DECIMAL, as in Trino, not a lossy DOUBLE
+        options.sql_parser.parse_float_as_decimal = true;
         options.execution.parquet.schema_force_view_types = false;
+        // `TIMESTAMP WITH TIME ZONE` means UTC-adjusted instants (Iceberg's timestamptz)
+        options.execution.time_zone = Some("+00:00".into());
 
         let spill_dir = std::path::Path::new(&c.data_dir).join("spill");
         let mut builder = RuntimeEnvBuilder::new().with_temp_file_path(spill_dir);

@@ -62,8 +62,6 @@ pub struct IcebergScanExec {
     table_name: String,
     /// Output schema (the projected columns, in projection order).
     schema: SchemaRef,
-    /// Column names handed to the Iceberg scan (may differ from `schema` when empty).
-    columns: Vec<String>,
     predicate: Option<Predicate>,
     groups: Vec<Vec<FileScanTask>>,
     limit: Option<usize>,
@@ -86,7 +84,6 @@ impl IcebergScanExec {
     pub fn new(
         table: Table,
         schema: SchemaRef,
-        columns: Vec<String>,
         predicate: Option<Predicate>,
         groups: Vec<Vec<FileScanTask>>,
         limit: Option<usize>,
@@ -103,7 +100,6 @@ impl IcebergScanExec {
             table,
             table_name,
             schema,
-            columns,
             predicate,
             groups,
             limit,

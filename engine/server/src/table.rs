@@ -97,7 +97,13 @@ impl TableProvider for IcebergTable {
         // A limit can only cut the file list when no filter may drop rows.
         let limit = if filters.is_empty() { limit } else { None };
 
-        let mut builder = self.table.scan().select(columns.clone());
+        // Views keep their provider: read the table version of now, not of planning time.
+        let table = self
+            .catalog
+            .load_table(self.table.identifier())
+            .await
+            .map_err(crate::error::to_df)?;
+        let mut builder = table.scan().select(columns);
         if let Some(p) = &predicate {
             builder = builder.with_filter(p.clone());
         }
@@ -115,9 +121,8 @@ impl TableProvider for IcebergTable {
         let options = state.config_options();
         let groups = split_tasks(tasks, options.execution.target_partitions);
         Ok(Arc::new(IcebergScanExec::new(
-            self.table.clone(),
+            table,
             out_schema,
-            columns,
             predicate,
             groups,
             limit,

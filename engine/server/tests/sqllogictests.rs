@@ -42,19 +42,31 @@ fn rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, SqeError> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SqeError::Internal(e.to_string()))?;
         for row in 0..batch.num_rows() {
-            out.push(
-                formatters
-                    .iter()
-                    .map(|f| {
-                        let v = f.value(row).to_string();
-                        if v.is_empty() {
-                            "(empty)".to_string()
-                        } else {
-                            v
-                        }
-                    })
-                    .collect(),
-            );
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| {
+                    let v = f.value(row).to_string();
+                    if v.is_empty() {
+                        "(empty)".to_string()
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            // a multi-line cell (EXPLAIN) becomes one result line per text line
+            if cells.iter().any(|c| c.contains('\n')) {
+                let mut first = Vec::new();
+                let mut rest = Vec::new();
+                for c in &cells {
+                    let mut lines = c.lines().map(str::trim_end);
+                    first.push(lines.next().unwrap_or_default().to_string());
+                    rest.extend(lines.map(|l| vec![l.to_string()]));
+                }
+                out.push(first);
+                out.extend(rest);
+            } else {
+                out.push(cells);
+            }
         }
     }
     Ok(out)
@@ -75,7 +87,7 @@ impl sqllogictest::AsyncDB for SqeDb {
         while let Some(b) = futures::StreamExt::next(&mut stream).await {
             batches.push(b?);
         }
-        if !is_query {
+        if !is_query && schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(count.max(0) as u64));
         }
         Ok(DBOutput::Rows {
