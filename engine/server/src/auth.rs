@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use rand::RngCore;
 use sqe_config::{AuthMode, SqeConfig, check_password_hash};
 
@@ -205,7 +205,12 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 /// Splits the payload of a Basic header into user and password.
 pub fn decode_basic(encoded: &str) -> Result<(String, String)> {
     let bad = || SqeError::Unauthenticated("malformed Basic authorization header".into());
-    let bytes = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    // padded (RFC 7617) or not (the Go Flight client sends raw base64)
+    let trimmed = encoded.trim();
+    let bytes = STANDARD
+        .decode(trimmed)
+        .or_else(|_| STANDARD_NO_PAD.decode(trimmed.trim_end_matches('=')))
+        .map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let (user, password) = text.split_once(':').ok_or_else(bad)?;
     Ok((user.to_string(), password.to_string()))
@@ -267,6 +272,8 @@ mod tests {
         let a = auth_with("ann", "s3cret");
         let header = format!("Basic {}", STANDARD.encode("ann:s3cret"));
         assert_eq!(a.authenticate(Some(&header)).unwrap().user, "ann");
+        let unpadded = format!("Basic {}", STANDARD_NO_PAD.encode("ann:s3cret"));
+        assert_eq!(a.authenticate(Some(&unpadded)).unwrap().user, "ann");
         let wrong = format!("Basic {}", STANDARD.encode("ann:nope"));
         assert!(a.authenticate(Some(&wrong)).is_err());
     }

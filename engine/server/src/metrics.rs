@@ -57,6 +57,14 @@ impl Metrics {
             "Result bytes (Arrow in-memory size) sent to clients",
             bytes.clone(),
         );
+        // every outcome exists from the start, so rates and alerts work from zero
+        for outcome in ["success", "error", "cancelled"] {
+            let labels = OutcomeLabels {
+                outcome: outcome.to_string(),
+            };
+            let _ = queries.get_or_create(&labels);
+            let _ = duration.get_or_create(&labels);
+        }
         Self {
             registry: Mutex::new(registry),
             queries,

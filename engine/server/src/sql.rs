@@ -70,17 +70,27 @@ fn significant(tokens: &[Token]) -> impl Iterator<Item = (usize, &Token)> {
         .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
 }
 
-/// Rewrites `?` placeholders to `$1, $2, …` in order of appearance.
+/// Rewrites `?` placeholders to `$1, $2, …` in order of appearance, and Trino type names
+/// DataFusion does not know (`VARBINARY`) to their DataFusion spelling.
 pub fn number_placeholders(sql: &str) -> Result<String> {
-    if !sql.contains('?') {
+    let has_varbinary = sql.to_ascii_lowercase().contains("varbinary");
+    if !sql.contains('?') && !has_varbinary {
         return Ok(sql.to_string());
     }
     let mut tokens = tokenize(sql)?;
     let mut n = 0;
     for t in tokens.iter_mut() {
-        if matches!(t, Token::Placeholder(p) if p == "?") {
-            n += 1;
-            *t = Token::Placeholder(format!("${n}"));
+        match t {
+            Token::Placeholder(p) if p == "?" => {
+                n += 1;
+                *t = Token::Placeholder(format!("${n}"));
+            }
+            Token::Word(w)
+                if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("varbinary") =>
+            {
+                w.value = "BYTEA".into();
+            }
+            _ => {}
         }
     }
     Ok(render(&tokens))
@@ -273,6 +283,8 @@ mod tests {
     fn placeholders_are_numbered_outside_strings() {
         let out = number_placeholders("SELECT '?' , a FROM t WHERE a = ? AND b > ?").unwrap();
         assert_eq!(out, "SELECT '?' , a FROM t WHERE a = $1 AND b > $2");
+        let out = number_placeholders("CREATE TABLE t (b VARBINARY, \"varbinary\" INT)").unwrap();
+        assert_eq!(out, "CREATE TABLE t (b BYTEA, \"varbinary\" INT)");
     }
 
     #[test]
