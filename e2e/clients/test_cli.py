@@ -76,3 +76,61 @@ def test_no_server_fails_quickly(sqe_cli_bin):
     p = cli(sqe_cli_bin, "--port", str(port), "-e", "SELECT 1", timeout=60)
     assert p.returncode != 0
     assert p.stderr.strip(), "no error message on stderr"
+
+
+def test_json_format_is_one_object_per_row(server, sqe_cli_bin):
+    p = cli(
+        sqe_cli_bin, "--port", str(server.flight_port), "--format", "json",
+        "-e", "SELECT value AS v, 'x' AS s FROM generate_series(1, 2) ORDER BY value",
+    )
+    assert p.returncode == 0, p.stderr
+    import json
+
+    assert [json.loads(line) for line in p.stdout.splitlines() if line.strip()] == [
+        {"v": 1, "s": "x"},
+        {"v": 2, "s": "x"},
+    ]
+
+
+def test_stops_at_the_first_error(server, sqe_cli_bin):
+    t = unique("cli_stop")
+    p = cli(
+        sqe_cli_bin, "--port", str(server.flight_port),
+        "-e", f"CREATE TABLE {t} (x INT); SELEC 1; INSERT INTO {t} VALUES (1)",
+    )
+    assert p.returncode != 0
+    assert "InvalidArgument" in p.stderr, p.stderr
+    conn = server.connect()
+    try:
+        assert scalar(conn, f"SELECT count(*) FROM {t}") == 0
+    finally:
+        conn.close()
+
+
+def test_reads_statements_from_stdin(server, sqe_cli_bin):
+    p = subprocess.run(
+        [str(sqe_cli_bin), "--port", str(server.flight_port), "--format", "csv"],
+        input="SELECT 40 + 2 AS answer;\n",
+        capture_output=True, text=True, env=base_env(), timeout=60, check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines() == ["answer", "42"]
+
+
+def test_user_and_password(auth_server, auth_users, sqe_cli_bin):
+    user, password = "alice", auth_users["alice"]
+    ok = cli(
+        sqe_cli_bin, "--port", str(auth_server.flight_port), "--user", user, "--password", password,
+        "--format", "csv", "-e", "SELECT 1 AS one",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip().splitlines() == ["one", "1"]
+    bad = cli(
+        sqe_cli_bin, "--port", str(auth_server.flight_port), "--user", user, "--password", "wrong",
+        "-e", "SELECT 1",
+    )
+    assert bad.returncode != 0
+    assert "Unauthenticated" in bad.stderr, bad.stderr
+    anonymous = cli(sqe_cli_bin, "--port", str(auth_server.flight_port), "-e", "SELECT 1")
+    assert anonymous.returncode != 0
+    assert "Unauthenticated" in anonymous.stderr, anonymous.stderr

@@ -7,7 +7,7 @@
 //! Handshake still issues a token so the caller gets a session of its own.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -180,9 +180,7 @@ impl Authenticator {
     }
 
     fn verify_basic_cached(&self, user: &str, password: &str) -> Result<()> {
-        let mut h = self.hasher.build_hasher();
-        (user, password).hash(&mut h);
-        let key = h.finish();
+        let key = self.hasher.hash_one((user, password));
         let now = Instant::now();
         if let Ok(v) = self.verified.lock()
             && v.get(&key).is_some_and(|t| *t > now)

@@ -279,13 +279,13 @@ pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> 
     for field in schema.fields() {
         let column = batch
             .column_by_name(field.name())
+            .map(Arc::clone)
             .ok_or_else(|| {
                 DataFusionError::Execution(format!(
                     "column {} missing from an Iceberg data file batch",
                     field.name()
                 ))
-            })?
-            .clone();
+            })?;
         if column.data_type() == field.data_type() {
             columns.push(column);
         } else {

@@ -60,11 +60,13 @@ pub struct TableWriter {
 }
 
 enum Inner {
-    Plain(PlainWriter),
-    Partitioned {
-        splitter: RecordBatchPartitionSplitter,
-        writer: FanoutWriter<Builder>,
-    },
+    Plain(Box<PlainWriter>),
+    Partitioned(Box<PartitionedWriter>),
+}
+
+struct PartitionedWriter {
+    splitter: RecordBatchPartitionSplitter,
+    writer: FanoutWriter<Builder>,
 }
 
 impl TableWriter {
@@ -77,9 +79,10 @@ impl TableWriter {
                 "writing {format} data files; SQE writes Parquet"
             )));
         }
-        let iceberg_schema = metadata.current_schema().clone();
-        let parquet = ParquetWriterBuilder::from_table_properties(&props, iceberg_schema.clone())
-            .with_match_mode(FieldMatchMode::Name);
+        let iceberg_schema = Arc::clone(metadata.current_schema());
+        let parquet =
+            ParquetWriterBuilder::from_table_properties(&props, Arc::clone(&iceberg_schema))
+                .with_match_mode(FieldMatchMode::Name);
         let rolling = RollingFileWriterBuilder::new(
             parquet,
             props.write_target_file_size_bytes,
@@ -93,17 +96,17 @@ impl TableWriter {
             ),
         );
         let builder = DataFileWriterBuilder::new(rolling);
-        let spec = metadata.default_partition_spec().clone();
+        let spec = Arc::clone(metadata.default_partition_spec());
         let inner = if spec.is_unpartitioned() {
-            Inner::Plain(builder.build(None).await?)
+            Inner::Plain(Box::new(builder.build(None).await?))
         } else {
-            Inner::Partitioned {
+            Inner::Partitioned(Box::new(PartitionedWriter {
                 splitter: RecordBatchPartitionSplitter::try_new_with_computed_values(
                     iceberg_schema,
                     spec,
                 )?,
                 writer: FanoutWriter::new(builder),
-            }
+            }))
         };
         let schema = arrow_schema(table).map_err(SqeError::from)?;
         Ok(Self {
@@ -122,9 +125,9 @@ impl TableWriter {
         self.rows += batch.num_rows() as u64;
         match &mut self.inner {
             Inner::Plain(w) => w.write(batch).await?,
-            Inner::Partitioned { splitter, writer } => {
-                for (key, part) in splitter.split(&batch)? {
-                    writer.write(key, part).await?;
+            Inner::Partitioned(p) => {
+                for (key, part) in p.splitter.split(&batch)? {
+                    p.writer.write(key, part).await?;
                 }
             }
         }
@@ -134,7 +137,7 @@ impl TableWriter {
     pub async fn close(self) -> Result<(Vec<DataFile>, u64)> {
         let files = match self.inner {
             Inner::Plain(mut w) => w.close().await?,
-            Inner::Partitioned { writer, .. } => writer.close().await?,
+            Inner::Partitioned(p) => p.writer.close().await?,
         };
         Ok((files, self.rows))
     }

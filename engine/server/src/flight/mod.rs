@@ -47,7 +47,6 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
-use base64::Engine as _;
 use bytes::Bytes;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::common::{ParamValues, ScalarValue};
@@ -166,16 +165,14 @@ impl SqeFlightService {
         let now = Instant::now();
         let idle = self.idle_timeout;
         sessions.retain(|_, s| now.duration_since(*lock(&s.last_used)) < idle);
-        let session = sessions
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Session {
-                    ctx: self.engine.new_session(),
-                    user: principal.user.clone(),
-                    last_used: Mutex::new(now),
-                })
+        let session = sessions.entry(key).or_insert_with(|| {
+            Arc::new(Session {
+                ctx: self.engine.new_session(),
+                user: principal.user.clone(),
+                last_used: Mutex::new(now),
             })
-            .clone();
+        });
+        let session = Arc::clone(session);
         *lock(&session.last_used) = now;
         Ok(session)
     }
@@ -672,7 +669,7 @@ impl FlightSqlService for SqeFlightService {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         self.principal(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         self.metadata_info(query, &schema, request.into_inner())
     }
 
@@ -702,7 +699,7 @@ impl FlightSqlService for SqeFlightService {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         self.principal(request.metadata())?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         self.metadata_info(query, &schema, request.into_inner())
     }
 
@@ -774,7 +771,7 @@ impl FlightSqlService for SqeFlightService {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         self.principal(request.metadata())?;
-        let schema = query.clone().into_builder(&self.xdbc).schema();
+        let schema = query.into_builder(&self.xdbc).schema();
         self.metadata_info(query, &schema, request.into_inner())
     }
 
@@ -1404,11 +1401,4 @@ mod tests {
         assert!(matches_pattern(Some("a\\_b"), "a_b"));
         assert!(!matches_pattern(Some("a\\_b"), "axb"));
     }
-}
-
-pub fn basic_header(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
 }

@@ -14,6 +14,7 @@ pub struct StringListValue {
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
+#[allow(clippy::enum_variant_names)] // the names of Flight.proto
 pub enum OptionValue {
     #[prost(string, tag = "1")]
     StringValue(String),
