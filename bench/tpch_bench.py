@@ -34,6 +34,7 @@ from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,9 @@ def free_port() -> int:
 
 
 def split_statements(text: str) -> list[str]:
+    # comments may contain `;` (q11's fraction note): drop them before splitting
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"--[^\n]*", "", text)
     return [s.strip() for s in text.split(";") if s.strip()]
 
 
@@ -192,7 +196,11 @@ def main() -> int:
         with sqe.conn.cursor() as cur:
             for t in TABLES:
                 table = pq.read_table(parquet_dir / f"{t}.parquet")
-                total_rows += cur.adbc_ingest(t, table, mode="create", db_schema_name="tpch")
+                # the Flight client sends at most 16 MiB per message: stream in modest batches
+                reader = pa.RecordBatchReader.from_batches(
+                    table.schema, table.to_batches(max_chunksize=65536)
+                )
+                total_rows += cur.adbc_ingest(t, reader, mode="create", db_schema_name="tpch")
         sqe.conn.commit()
         load_s = time.perf_counter() - t0
         print(f"loaded {total_rows} rows in {load_s:.1f} s", flush=True)
