@@ -230,7 +230,12 @@ impl SqeCatalog {
         let mut schemas = BTreeMap::new();
         let mut pending: Vec<Option<NamespaceIdent>> = vec![None];
         while let Some(parent) = pending.pop() {
-            let children = self.iceberg.list_namespaces(parent.as_ref()).await?;
+            let children = match self.iceberg.list_namespaces(parent.as_ref()).await {
+                Ok(c) => c,
+                Err(e) if parent.is_none() => return Err(e.into()),
+                // a catalog without nested namespaces: this one simply has no children
+                Err(_) => continue,
+            };
             for ns in children {
                 let tables = match self.iceberg.list_tables(&ns).await {
                     Ok(t) => t,
@@ -240,8 +245,8 @@ impl SqeCatalog {
                 };
                 let names = tables.into_iter().map(|t| t.name().to_string()).collect();
                 schemas.insert(schema_name(&ns), names);
-                // nested namespaces (REST catalogs may have them)
-                if ns.as_ref().len() < 4 && parent.is_none() {
+                // nested namespaces (some REST catalogs have them, others answer 404)
+                if parent.is_none() {
                     pending.push(Some(ns));
                 }
             }

@@ -52,7 +52,17 @@ pub async fn build(config: SqeConfig) -> Result<Coordinator> {
     if config.catalog.kind == CatalogType::Sql {
         prepare_embedded(&config, &catalog, &data_dir).await?;
     }
-    catalog.refresh().await?;
+    catalog
+        .refresh()
+        .await
+        .map_err(|e| match config.catalog.kind {
+            CatalogType::Rest => SqeError::External(format!(
+                "cannot use the Iceberg REST catalog at {} (check catalog.uri, catalog.credential, \
+             catalog.scope, catalog.warehouse): {e}",
+                config.catalog.uri.as_deref().unwrap_or_default()
+            )),
+            CatalogType::Sql => e,
+        })?;
     let engine = Arc::new(Engine::new(config, catalog, Arc::new(Metrics::new()))?);
     Ok(Coordinator { engine, auth })
 }
