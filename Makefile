@@ -8,7 +8,8 @@ CACHE_DIR  ?= $(HOME)/.cache/sqe
 REQS       := e2e/clients/requirements.txt
 REQS_HASH  := $(shell sha256sum $(REQS) 2>/dev/null | cut -c1-12)
 VENV       := $(CACHE_DIR)/venv-py311-$(REQS_HASH)
-BIN        := target/release
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+BIN        := $(TARGET_DIR)/release
 DATA_DIR   ?= ./sqe-data
 
 .PHONY: help build run test test-rust test-slt test-clients lint fmt bench venv clean-data
@@ -31,7 +32,7 @@ test-slt: ## only the sqllogictest suite (SQE_SLT_FILTER=name to pick files)
 	$(CARGO) test --release -p sqe-engine --test sqllogictests
 
 test-clients: build venv ## ADBC / pyarrow / sqe-cli against the real sqe-server binary
-	SQE_SERVER_BIN=$(CURDIR)/$(BIN)/sqe-server SQE_CLI_BIN=$(CURDIR)/$(BIN)/sqe-cli \
+	SQE_SERVER_BIN=$(abspath $(BIN))/sqe-server SQE_CLI_BIN=$(abspath $(BIN))/sqe-cli \
 		$(VENV)/bin/pytest -q e2e/clients
 
 lint: ## rustfmt and clippy, warnings are errors

@@ -234,27 +234,18 @@ pub async fn create_table(
     };
     let input = create.input.as_ref().clone();
     let arrow = input.schema().as_arrow().clone();
-    let normalized = iceberg_arrow_schema(&arrow, is_ctas)?;
-    let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&normalized)?;
-    let spec = partition_spec(&schema, &terms)?;
-    let mut creation = TableCreation::builder()
-        .name(ident.name().to_string())
-        .schema(schema)
-        .partition_spec(spec)
-        .properties(HashMap::from([(
-            "write.parquet.compression-codec".to_string(),
-            "zstd".to_string(),
-        )]))
-        .build();
-    creation.location = location;
-    if let Some(v) = format_version {
-        creation.format_version = v;
-    }
-    catalog
-        .iceberg()
-        .create_table(ident.namespace(), creation)
-        .await?;
-    catalog.invalidate(Some(&ident));
+    create_from_arrow(
+        catalog,
+        &ident,
+        &arrow,
+        TableOptions {
+            all_nullable: is_ctas,
+            partitioning: &terms,
+            location,
+            format_version,
+        },
+    )
+    .await?;
     if !is_ctas {
         return Ok(0);
     }
@@ -278,6 +269,48 @@ pub async fn create_table(
             Err(e)
         }
     }
+}
+
+/// How [`create_from_arrow`] shapes a new table.
+#[derive(Default)]
+pub struct TableOptions<'a> {
+    /// Make every column optional (CTAS, as Trino does).
+    pub all_nullable: bool,
+    pub partitioning: &'a [PartitionTerm],
+    pub location: Option<String>,
+    pub format_version: Option<iceberg::spec::FormatVersion>,
+}
+
+/// Creates an Iceberg table for an Arrow schema with SQE's defaults (zstd Parquet) and forgets
+/// the cached names. Shared by `CREATE TABLE`, Flight SQL bulk ingest and the sample loader.
+pub async fn create_from_arrow(
+    catalog: &SqeCatalog,
+    ident: &TableIdent,
+    arrow: &Schema,
+    options: TableOptions<'_>,
+) -> Result<iceberg::table::Table> {
+    let normalized = iceberg_arrow_schema(arrow, options.all_nullable)?;
+    let schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&normalized)?;
+    let spec = partition_spec(&schema, options.partitioning)?;
+    let mut creation = TableCreation::builder()
+        .name(ident.name().to_string())
+        .schema(schema)
+        .partition_spec(spec)
+        .properties(HashMap::from([(
+            "write.parquet.compression-codec".to_string(),
+            "zstd".to_string(),
+        )]))
+        .build();
+    creation.location = options.location;
+    if let Some(v) = options.format_version {
+        creation.format_version = v;
+    }
+    let table = catalog
+        .iceberg()
+        .create_table(ident.namespace(), creation)
+        .await?;
+    catalog.invalidate(Some(ident));
+    Ok(table)
 }
 
 struct TableProperties {

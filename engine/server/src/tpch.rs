@@ -183,7 +183,7 @@ pub async fn load_into_catalog(
     schema_name: &str,
     sf: f64,
 ) -> Result<u64> {
-    use iceberg::{TableCreation, TableIdent};
+    use iceberg::TableIdent;
     let ns = crate::catalog::namespace(schema_name);
     if !catalog.iceberg().namespace_exists(&ns).await? {
         catalog
@@ -194,24 +194,9 @@ pub async fn load_into_catalog(
     let mut total = 0;
     for table in TABLES {
         let arrow = schema(table)?;
-        let iceberg_schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(
-            &crate::ddl::iceberg_arrow_schema(&arrow, false)?,
-        )?;
         let ident = TableIdent::new(ns.clone(), table.to_string());
-        let created = catalog
-            .iceberg()
-            .create_table(
-                &ns,
-                TableCreation::builder()
-                    .name(table.to_string())
-                    .schema(iceberg_schema)
-                    .properties(std::collections::HashMap::from([(
-                        "write.parquet.compression-codec".to_string(),
-                        "zstd".to_string(),
-                    )]))
-                    .build(),
-            )
-            .await?;
+        let created =
+            crate::ddl::create_from_arrow(catalog, &ident, &arrow, Default::default()).await?;
         let mut writer = crate::write::TableWriter::try_new(&created).await?;
         let parts = part_count(table, sf);
         for part in 1..=parts {

@@ -533,23 +533,9 @@ impl SqeFlightService {
     }
 
     async fn create_ingest_table(&self, ident: &TableIdent, schema: &Schema) -> Result<()> {
-        let normalized = crate::ddl::iceberg_arrow_schema(schema, false)?;
-        let iceberg_schema = iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&normalized)?;
-        let creation = iceberg::TableCreation::builder()
-            .name(ident.name().to_string())
-            .schema(iceberg_schema)
-            .properties(HashMap::from([(
-                "write.parquet.compression-codec".to_string(),
-                "zstd".to_string(),
-            )]))
-            .build();
-        let catalog = self.engine.catalog();
-        catalog
-            .iceberg()
-            .create_table(ident.namespace(), creation)
-            .await?;
-        catalog.invalidate(Some(ident));
-        Ok(())
+        crate::ddl::create_from_arrow(self.engine.catalog(), ident, schema, Default::default())
+            .await
+            .map(|_| ())
     }
 }
 
