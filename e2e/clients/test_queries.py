@@ -362,3 +362,35 @@ def test_cancel_running_query(server_factory):
         assert "cancelled" in outcomes or "error" in outcomes, outcomes
     finally:
         conn.close()
+
+
+def test_cancel_flight_info_before_fetch(server_factory):
+    """The Flight RPC `CancelFlightInfo` on a planned query: the server drops it (status
+    CANCELLED), counts it as cancelled, and its ticket no longer yields data."""
+    import pyarrow.flight as flight
+
+    from sqe_harness import call_options, statement_query_descriptor
+
+    server = server_factory()
+    client = server.flight_client()
+    info = client.get_flight_info(statement_query_descriptor("SELECT 1 AS x"), call_options())
+    serialized = info.serialize()
+    # CancelFlightInfoRequest { info = 1 }
+    body = bytes([0x0A]) + _varint(len(serialized)) + serialized
+    results = list(client.do_action(flight.Action("CancelFlightInfo", body), call_options()))
+    # CancelFlightInfoResult { status = 1 }: CANCELLED
+    assert [r.body.to_pybytes() for r in results] == [b"\x08\x01"]
+    with pytest.raises(Exception, match="not found"):
+        client.do_get(info.endpoints[0].ticket, call_options()).read_all()
+    wait_for(lambda: server.metric("sqe_active_queries") == 0, timeout=15, what="no active queries")
+    assert (server.metric("sqe_queries_total", outcome="cancelled") or 0) >= 1
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
