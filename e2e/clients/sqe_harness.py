@@ -309,6 +309,28 @@ def run(conn, sql: str) -> None:
         cur.fetchall()
 
 
+def wait_for_scalar(conn, sql: str, expected: Any, timeout: float, what: str) -> None:
+    """Polls `sql` until it returns `expected`; errors (e.g. a table not visible yet) count as not yet."""
+
+    def matches() -> bool:
+        try:
+            return scalar(conn, sql) == expected
+        except Exception:
+            return False
+
+    wait_for(matches, timeout=timeout, what=what)
+
+
+def assert_not_found(conn, sql: str, why: str) -> None:
+    """`sql` must fail because a name does not resolve on this connection."""
+    try:
+        scalar(conn, sql)
+    except Exception as e:
+        assert "not found" in str(e).lower(), e
+    else:
+        raise AssertionError(why)
+
+
 def flatten(result_rows: Iterable[tuple]) -> list[Any]:
     return [v for row in result_rows for v in row]
 

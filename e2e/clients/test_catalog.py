@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqe_harness import rows, run, scalar, unique, wait_for
+from sqe_harness import assert_not_found, rows, run, scalar, unique, wait_for_scalar
 
 
 def test_table_created_by_another_engine_becomes_visible(server_factory):
@@ -19,18 +19,10 @@ def test_table_created_by_another_engine_becomes_visible(server_factory):
         assert scalar(ca, f"SELECT count(*) FROM information_schema.tables WHERE table_name = '{t}'") == 0
         run(cb, f"CREATE TABLE {t} (id BIGINT)")
         run(cb, f"INSERT INTO {t} VALUES (1), (2)")
-
-        def visible():
-            try:
-                return scalar(ca, f"SELECT count(*) FROM {t}") == 2
-            except Exception:
-                return False
-
-        wait_for(visible, timeout=30, what=f"{t} visible to the other server")
+        wait_for_scalar(ca, f"SELECT count(*) FROM {t}", 2, timeout=30, what=f"{t} visible to the other server")
         # new snapshots written by B are read by A too
         run(cb, f"INSERT INTO {t} VALUES (3)")
-        wait_for(lambda: scalar(ca, f"SELECT count(*) FROM {t}") == 3, timeout=30,
-                 what="the other server's append visible")
+        wait_for_scalar(ca, f"SELECT count(*) FROM {t}", 3, timeout=30, what="the other server's append visible")
     finally:
         ca.close()
         cb.close()
@@ -69,12 +61,7 @@ def test_session_options_set_the_default_schema(server):
         assert conn.adbc_current_catalog == "iceberg"
         assert scalar(conn, "SELECT x FROM t") == 7
         # another connection keeps its own default
-        try:
-            scalar(other, "SELECT x FROM t")
-        except Exception as e:
-            assert "not found" in str(e).lower()
-        else:
-            raise AssertionError("the session option leaked into another connection")
+        assert_not_found(other, "SELECT x FROM t", "the session option leaked into another connection")
     finally:
         conn.close()
         other.close()
@@ -88,12 +75,8 @@ def test_use_changes_only_this_connection(server):
         run(a, f"CREATE TABLE {s}.only_here (x INT)")
         run(a, f"USE {s}")
         assert scalar(a, "SELECT count(*) FROM only_here") == 0
-        try:
-            scalar(b, "SELECT count(*) FROM only_here")
-        except Exception as e:  # b still resolves names in `default`
-            assert "not found" in str(e).lower()
-        else:
-            raise AssertionError("USE leaked into another connection")
+        # b still resolves names in `default`
+        assert_not_found(b, "SELECT count(*) FROM only_here", "USE leaked into another connection")
     finally:
         a.close()
         b.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sqe_harness import SqeServer, free_ports, run, rows, scalar, unique, wait_for
+from sqe_harness import SqeServer, free_ports, run, rows, scalar, unique, wait_for, wait_for_scalar
 
 KEY, SECRET = "sqe-test-key", "sqe-test-secret"
 
@@ -165,14 +165,7 @@ def test_table_from_another_engine_appears_without_restart(seaweed, tmp_path):
     try:
         run(cb, f"CREATE SCHEMA {schema}")
         run(cb, f"CREATE TABLE {schema}.t AS SELECT 41 + 1 AS answer")
-
-        def seen():
-            try:
-                return scalar(ca, f"SELECT answer FROM {schema}.t") == 42
-            except Exception:
-                return False
-
-        wait_for(seen, timeout=30, what="the other engine's table")
+        wait_for_scalar(ca, f"SELECT answer FROM {schema}.t", 42, timeout=30, what="the other engine's table")
     finally:
         ca.close()
         cb.close()

@@ -212,6 +212,28 @@ impl SqeCatalog {
         &self.iceberg
     }
 
+    /// The error for a catalog name that is not this one.
+    pub fn unknown_catalog(&self, name: &str) -> SqeError {
+        SqeError::NotFound(format!(
+            "catalog {name} does not exist (this server has {})",
+            self.name
+        ))
+    }
+
+    /// The error for a schema that does not exist.
+    pub fn missing_schema(&self, ns: &NamespaceIdent) -> SqeError {
+        SqeError::NotFound(format!(
+            "schema {}.{} does not exist",
+            self.name,
+            schema_name(ns)
+        ))
+    }
+
+    /// The error for a table that does not exist.
+    pub fn missing_table(&self, ident: &TableIdent) -> SqeError {
+        SqeError::NotFound(format!("table {}.{ident} does not exist", self.name))
+    }
+
     /// Re-reads schema and table names when the snapshot is older than the TTL.
     pub async fn refresh_if_stale(&self) -> Result<()> {
         let fresh = |s: &NameSnapshot| s.fetched_at.is_some_and(|t| t.elapsed() < self.ttl);

@@ -37,10 +37,7 @@ pub fn schema_ident(catalog: &SqeCatalog, name: &ObjectName) -> Result<Namespace
         [schema] => schema.clone(),
         [cat, schema] if cat == catalog.name() => schema.clone(),
         [cat, _] => {
-            return Err(SqeError::NotFound(format!(
-                "catalog {cat} does not exist (this server has {})",
-                catalog.name()
-            )));
+            return Err(catalog.unknown_catalog(cat));
         }
         _ => {
             return Err(SqeError::InvalidSql(format!(
@@ -72,11 +69,7 @@ pub fn table_ident(
         &options.catalog.default_schema,
     );
     if resolved.catalog.as_ref() != catalog.name() {
-        return Err(SqeError::NotFound(format!(
-            "catalog {} does not exist (this server has {})",
-            resolved.catalog,
-            catalog.name()
-        )));
+        return Err(catalog.unknown_catalog(&resolved.catalog));
     }
     Ok(TableIdent::new(
         namespace(&resolved.schema),
@@ -129,11 +122,7 @@ pub async fn drop_schema(
         if if_exists {
             return Ok(());
         }
-        return Err(SqeError::NotFound(format!(
-            "schema {}.{} does not exist",
-            catalog.name(),
-            ns.join(".")
-        )));
+        return Err(catalog.missing_schema(ns));
     }
     let tables = catalog.iceberg().list_tables(ns).await?;
     if !tables.is_empty() && !cascade {
@@ -158,11 +147,7 @@ pub async fn drop_table(catalog: &SqeCatalog, ident: &TableIdent, if_exists: boo
         if if_exists {
             return Ok(());
         }
-        return Err(SqeError::NotFound(format!(
-            "table {}.{} does not exist",
-            catalog.name(),
-            ident
-        )));
+        return Err(catalog.missing_table(ident));
     }
     catalog.iceberg().drop_table(ident).await?;
     catalog.invalidate(Some(ident));
@@ -207,11 +192,7 @@ pub async fn create_table(
         .namespace_exists(ident.namespace())
         .await?
     {
-        return Err(SqeError::NotFound(format!(
-            "schema {}.{} does not exist",
-            catalog.name(),
-            ident.namespace().join(".")
-        )));
+        return Err(catalog.missing_schema(ident.namespace()));
     }
     if catalog.iceberg().table_exists(&ident).await? {
         if ct.if_not_exists {

@@ -511,10 +511,7 @@ impl Engine {
                 if n.eq_ignore_ascii_case(self.catalog.name()) {
                     return Ok(());
                 }
-                return Err(SqeError::NotFound(format!(
-                    "catalog {n} does not exist (this server has {})",
-                    self.catalog.name()
-                )));
+                return Err(self.catalog.unknown_catalog(&n));
             }
             other => {
                 return Err(SqeError::Unsupported(format!("USE {other}")));
@@ -522,11 +519,7 @@ impl Engine {
         };
         let ns = ddl::schema_ident(&self.catalog, name)?;
         if !self.catalog.iceberg().namespace_exists(&ns).await? {
-            return Err(SqeError::NotFound(format!(
-                "schema {}.{} does not exist",
-                self.catalog.name(),
-                ns.join(".")
-            )));
+            return Err(self.catalog.missing_schema(&ns));
         }
         self.set_default_schema(session, &ns.join("."));
         Ok(())

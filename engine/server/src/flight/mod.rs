@@ -349,7 +349,7 @@ impl SqeFlightService {
         Ok(rows)
     }
 
-    fn take_prepared_params(
+    fn prepared_params(
         &self,
         handle: &Bytes,
         user: &str,
@@ -427,10 +427,7 @@ impl SqeFlightService {
         if let Some(c) = &cmd.catalog
             && c != catalog.name()
         {
-            return Err(SqeError::NotFound(format!(
-                "catalog {c} does not exist (this server has {})",
-                catalog.name()
-            )));
+            return Err(catalog.unknown_catalog(c));
         }
         let schema_name = cmd
             .schema
@@ -482,19 +479,13 @@ impl SqeFlightService {
             match if_not_exist {
                 TableNotExistOption::Create => {
                     if !iceberg.namespace_exists(ident.namespace()).await? {
-                        return Err(SqeError::NotFound(format!(
-                            "schema {}.{schema_name} does not exist",
-                            catalog.name()
-                        )));
+                        return Err(catalog.missing_schema(ident.namespace()));
                     }
                     self.create_ingest_table(&ident, &input_schema).await?;
                     created = true;
                 }
                 TableNotExistOption::Fail | TableNotExistOption::Unspecified => {
-                    return Err(SqeError::NotFound(format!(
-                        "table {}.{ident} does not exist",
-                        catalog.name()
-                    )));
+                    return Err(catalog.missing_table(&ident));
                 }
             }
         }
@@ -634,7 +625,7 @@ impl FlightSqlService for SqeFlightService {
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         let session = self.session(&request)?;
         let (sql, schema, rows) =
-            self.take_prepared_params(&cmd.prepared_statement_handle, &session.user)?;
+            self.prepared_params(&cmd.prepared_statement_handle, &session.user)?;
         let params = match rows.as_slice() {
             [] => None,
             [row] => Some(Self::param_values(&schema, row).map_err(status)?),
@@ -1057,7 +1048,7 @@ impl FlightSqlService for SqeFlightService {
     ) -> std::result::Result<i64, Status> {
         let session = self.session(&request)?;
         let (sql, schema, bound) =
-            self.take_prepared_params(&cmd.prepared_statement_handle, &session.user)?;
+            self.prepared_params(&cmd.prepared_statement_handle, &session.user)?;
         let sent = Self::read_param_rows(request.into_inner()).await?;
         let rows = if sent.is_empty() { bound } else { sent };
         if rows.is_empty() {
