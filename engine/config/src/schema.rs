@@ -16,18 +16,21 @@ use crate::error::{ConfigError, Problem};
 #[serde(deny_unknown_fields, default)]
 pub struct SqeConfig {
     pub coordinator: CoordinatorConfig,
+    pub worker: WorkerConfig,
     pub auth: AuthConfig,
     pub catalog: CatalogConfig,
     pub storage: StorageConfig,
     pub metrics: MetricsConfig,
 }
 
-/// How the coordinator runs. Only `hybrid` (the coordinator also executes) exists today.
+/// How the cluster runs: `hybrid` (the coordinator also executes) or `distributed` (the
+/// coordinator plans, workers execute plan fragments).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
     Hybrid,
+    Distributed,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +90,32 @@ impl Default for CoordinatorConfig {
             session_idle_timeout_secs: 3600,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+        }
+    }
+}
+
+/// `[worker]`: a worker process (distributed mode) and how it reaches the coordinator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// The worker's Flight listener, reached only by the coordinator.
+    pub flight_addr: String,
+    /// The coordinator's Flight SQL URL that workers register with, e.g. `http://sqe-coordinator:50051`.
+    pub coordinator_url: Option<String>,
+    /// The shared coordinator <-> worker credential (the operator generates it; set it by
+    /// `SQE_WORKER__INTERNAL_TOKEN`, never in the file).
+    pub internal_token: Option<Secret>,
+    /// Where workers spill sorts, joins and aggregations; default `<data_dir>/spill`.
+    pub spill_dir: Option<String>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            flight_addr: "127.0.0.1:50052".into(),
+            coordinator_url: None,
+            internal_token: None,
+            spill_dir: None,
         }
     }
 }
@@ -267,6 +296,7 @@ impl SqeConfig {
             ("coordinator.flight_sql_addr", &c.flight_sql_addr),
             ("coordinator.health_addr", &c.health_addr),
             ("metrics.addr", &self.metrics.addr),
+            ("worker.flight_addr", &self.worker.flight_addr),
         ] {
             match value.parse::<SocketAddr>() {
                 Ok(addr) if key == "coordinator.flight_sql_addr" => {
@@ -297,6 +327,14 @@ impl SqeConfig {
                     "`{}` is not a schema name (letters, digits, `_`)",
                     c.default_schema
                 ),
+            ));
+        }
+        if let Some(url) = &self.worker.coordinator_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            out.push(Problem::new(
+                "worker.coordinator_url",
+                format!("`{url}` is not an http(s) URL"),
             ));
         }
         if c.data_dir.trim().is_empty() {

@@ -35,6 +35,13 @@ pub struct Coordinator {
 
 /// Opens the catalog, prepares the default schema and the sample, and builds the engine.
 pub async fn build(config: SqeConfig) -> Result<Coordinator> {
+    if config.coordinator.mode == sqe_config::Mode::Distributed {
+        return Err(SqeError::External(
+            "coordinator.mode = \"distributed\" needs sqe-worker processes, which this build does \
+             not have yet; use mode = \"hybrid\""
+                .into(),
+        ));
+    }
     let data_dir = PathBuf::from(&config.coordinator.data_dir);
     std::fs::create_dir_all(&data_dir).map_err(|e| {
         SqeError::External(format!(
