@@ -12,10 +12,10 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 BIN        := $(TARGET_DIR)/release
 DATA_DIR   ?= ./sqe-data
 
-.PHONY: help build run test test-rust test-slt test-clients lint fmt bench venv clean-data
+.PHONY: help build run test test-rust test-slt test-clients lint fmt bench venv clean-data crds check-crds render-samples
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build every binary (release)
 	$(CARGO) build --release --workspace --bins
@@ -23,7 +23,7 @@ build: ## build every binary (release)
 run: build ## start sqe-server on 127.0.0.1 with the TPC-H sample (data in ./sqe-data)
 	$(BIN)/sqe-server --data-dir $(DATA_DIR)
 
-test: lint test-rust test-clients ## lint, unit + SQL tests, real-client integration tests
+test: lint check-crds test-rust test-clients ## lint, CRD drift, unit + SQL + operator tests, real-client integration tests
 
 test-rust: ## unit tests and the sqllogictest suite
 	$(CARGO) test --release --workspace
@@ -53,5 +53,18 @@ $(VENV)/.ok: $(REQS)
 bench: build venv ## TPC-H SF1: SQE (Flight SQL) vs DuckDB on the same data; table in target/bench/
 	$(VENV)/bin/python bench/tpch_bench.py --sqe-server $(BIN)/sqe-server --scale $${SCALE:-1}
 
+crds: build ## regenerate crds/sqecluster.yaml from the operator's Rust types
+	@mkdir -p crds
+	$(BIN)/sqe-operator crd > crds/sqecluster.yaml
+
+check-crds: build ## fail when crds/sqecluster.yaml drifts from the Rust types
+	@$(BIN)/sqe-operator crd | diff -u crds/sqecluster.yaml - \
+		|| { echo "crds/sqecluster.yaml is out of date: run 'make crds' and commit it"; exit 1; }
+
+render-samples: build ## render every sample SqeCluster offline (what the operator would apply)
+	@for f in config/samples/*.yaml; do echo "# $$f"; $(BIN)/sqe-operator render -f $$f || exit 1; done
+
 clean-data: ## delete the local server's data directory
 	rm -rf $(DATA_DIR)
+
+include e2e/cluster/cluster.mk

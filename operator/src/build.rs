@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -20,8 +21,8 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
     EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec,
     PodTemplateSpec, Probe, SeccompProfile, Secret, SecretEnvSource, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
-    Volume, VolumeMount,
+    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -30,7 +31,6 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -76,15 +76,24 @@ impl ChildKind {
             ChildKind::ConfigMap => ("", "v1", "ConfigMap", "configmaps"),
             ChildKind::Secret => ("", "v1", "Secret", "secrets"),
             ChildKind::Service => ("", "v1", "Service", "services"),
-            ChildKind::PodDisruptionBudget => {
-                ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets")
-            }
-            ChildKind::NetworkPolicy => {
-                ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
-            }
-            ChildKind::ServiceMonitor => {
-                ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors")
-            }
+            ChildKind::PodDisruptionBudget => (
+                "policy",
+                "v1",
+                "PodDisruptionBudget",
+                "poddisruptionbudgets",
+            ),
+            ChildKind::NetworkPolicy => (
+                "networking.k8s.io",
+                "v1",
+                "NetworkPolicy",
+                "networkpolicies",
+            ),
+            ChildKind::ServiceMonitor => (
+                "monitoring.coreos.com",
+                "v1",
+                "ServiceMonitor",
+                "servicemonitors",
+            ),
             ChildKind::Deployment => ("apps", "v1", "Deployment", "deployments"),
         }
     }
@@ -259,10 +268,7 @@ pub fn build(plan: &ClusterPlan, ctx: &BuildContext) -> Desired {
             &PodDisruptionBudget {
                 metadata: meta(names.workload(Role::Worker), Some(Role::Worker)),
                 spec: Some(PodDisruptionBudgetSpec {
-                    selector: Some(match_labels(labels::selector(
-                        &names.cluster,
-                        Role::Worker,
-                    ))),
+                    selector: Some(match_labels(labels::selector(&names.cluster, Role::Worker))),
                     min_available,
                     max_unavailable,
                     ..Default::default()
@@ -370,7 +376,12 @@ pub fn build(plan: &ClusterPlan, ctx: &BuildContext) -> Desired {
                 "endpoints": [{"port": "metrics", "path": "/metrics", "interval": sm.interval}],
             },
         });
-        push_value(&mut children, ChildKind::ServiceMonitor, names.cluster.clone(), object);
+        push_value(
+            &mut children,
+            ChildKind::ServiceMonitor,
+            names.cluster.clone(),
+            object,
+        );
     }
 
     // Workloads.
@@ -424,8 +435,14 @@ fn deployment(
         format!("{}\n{}", facts.config_hash, facts.secret_hash).as_bytes(),
     ));
     annotations.insert(labels::ANNOTATION_CONFIG_CHECKSUM.into(), checksum);
-    annotations.insert(labels::ANNOTATION_CONFIG_HASH.into(), facts.config_hash.clone());
-    annotations.insert(labels::ANNOTATION_SECRET_HASH.into(), facts.secret_hash.clone());
+    annotations.insert(
+        labels::ANNOTATION_CONFIG_HASH.into(),
+        facts.config_hash.clone(),
+    );
+    annotations.insert(
+        labels::ANNOTATION_SECRET_HASH.into(),
+        facts.secret_hash.clone(),
+    );
     if let Some(token) = &facts.restart_request {
         annotations.insert(labels::ANNOTATION_RESTART.into(), token.clone());
     }
@@ -603,12 +620,18 @@ fn deployment(
         .as_mut()
         .and_then(|m| m.annotations.as_mut())
     {
-        a.insert(labels::ANNOTATION_TEMPLATE_HASH.into(), template_hash.clone());
+        a.insert(
+            labels::ANNOTATION_TEMPLATE_HASH.into(),
+            template_hash.clone(),
+        );
     }
     facts.template_hash = template_hash;
 
     let mut meta_labels = labels::for_role(&names.cluster, role);
-    meta_labels.insert(labels::LABEL_VERSION.into(), label_value(&plan.image.version));
+    meta_labels.insert(
+        labels::LABEL_VERSION.into(),
+        label_value(&plan.image.version),
+    );
     Deployment {
         metadata: ObjectMeta {
             name: Some(names.workload(role)),

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Affinity, LocalObjectReference, ResourceRequirements, Toleration, TopologySpreadConstraint,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, CustomResourceExt};
@@ -42,10 +42,10 @@ pub const MAX_NAME_LEN: usize = 40;
         status_replicas_path = ".status.workers.replicas",
         label_selector_path = ".status.workers.selector"
     ),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.versions.coordinator", description = "The image tag the coordinator runs"),
-    printcolumn(name = "Workers", type_ = "string", json_path = ".status.workers.ready", description = "Ready workers / desired workers"),
-    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name":"Version","type":"string","description":"The image tag the coordinator runs","jsonPath":".status.versions.coordinator"}"#,
+    printcolumn = r#"{"name":"Workers","type":"string","description":"Ready workers / desired workers","jsonPath":".status.workers.ready"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [

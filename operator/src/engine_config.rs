@@ -40,12 +40,21 @@ const SPEC_CONFIG: &str = "spec.config";
 const OPERATOR_KEYS: &[(&str, &str)] = &[
     ("coordinator.mode", "spec.mode"),
     ("coordinator.flight_sql_addr", "the operator (port 50051)"),
-    ("coordinator.health_addr", "the operator (port 9091, the probes)"),
+    (
+        "coordinator.health_addr",
+        "the operator (port 9091, the probes)",
+    ),
     ("coordinator.data_dir", "the operator (an emptyDir)"),
     ("metrics.addr", "the operator (port 9090)"),
-    ("metrics.enabled", "the operator (the metrics port is always served)"),
+    (
+        "metrics.enabled",
+        "the operator (the metrics port is always served)",
+    ),
     ("worker.flight_addr", "the operator (port 50052)"),
-    ("worker.coordinator_url", "the operator (the coordinator Service)"),
+    (
+        "worker.coordinator_url",
+        "the operator (the coordinator Service)",
+    ),
     ("worker.spill_dir", "the operator (spec.workers.spill)"),
     ("auth.mode", "spec.auth"),
     ("auth.users_file", "spec.auth.usersSecret"),
@@ -54,7 +63,10 @@ const OPERATOR_KEYS: &[(&str, &str)] = &[
     ("catalog.type", "spec.catalog.uri"),
     ("catalog.uri", "spec.catalog.uri"),
     ("catalog.warehouse", "spec.catalog.warehouse"),
-    ("catalog.metadata_cache_ttl_secs", "spec.catalog.metadataCacheTtlSeconds"),
+    (
+        "catalog.metadata_cache_ttl_secs",
+        "spec.catalog.metadataCacheTtlSeconds",
+    ),
     ("storage.s3_endpoint", "spec.storage.s3Endpoint"),
     ("storage.s3_region", "spec.storage.s3Region"),
     ("storage.s3_path_style", "spec.storage.s3PathStyle"),
@@ -81,7 +93,10 @@ fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
         "flight_sql_addr".into(),
         format!("0.0.0.0:{PORT_FLIGHT_SQL}").into(),
     );
-    coordinator.insert("health_addr".into(), format!("0.0.0.0:{PORT_HEALTH}").into());
+    coordinator.insert(
+        "health_addr".into(),
+        format!("0.0.0.0:{PORT_HEALTH}").into(),
+    );
     coordinator.insert("data_dir".into(), DATA_DIR.into());
     coordinator.insert("log_format".into(), "json".into());
 
@@ -130,7 +145,10 @@ fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
     table.insert("coordinator".into(), Value::Table(coordinator));
     if mode == ClusterMode::Distributed {
         let mut worker = Table::new();
-        worker.insert("flight_addr".into(), format!("0.0.0.0:{PORT_WORKER}").into());
+        worker.insert(
+            "flight_addr".into(),
+            format!("0.0.0.0:{PORT_WORKER}").into(),
+        );
         worker.insert(
             "coordinator_url".into(),
             format!(
@@ -240,8 +258,8 @@ pub fn render(spec: &SqeClusterSpec, names: &Names) -> Result<RenderedConfig, Ve
             return Err(problems);
         }
     }
-    let table_text = toml::to_string(&table)
-        .map_err(|e| vec![SpecProblem::new(SPEC_CONFIG, e.to_string())])?;
+    let table_text =
+        toml::to_string(&table).map_err(|e| vec![SpecProblem::new(SPEC_CONFIG, e.to_string())])?;
     let config = parse(&table_text, std::iter::empty())?;
     let toml = config
         .to_toml()

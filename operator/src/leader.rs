@@ -125,7 +125,11 @@ impl LeaderElection {
                 }
                 lease.spec = Some(new_spec);
                 // replace carries metadata.resourceVersion: a concurrent taker gets 409.
-                match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+                match self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                {
                     Ok(_) => Ok(true),
                     Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
                     Err(e) => Err(e),

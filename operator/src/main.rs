@@ -46,7 +46,11 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Namespaces to watch (repeat or comma-separate); all namespaces when empty.
-    #[arg(long = "namespace", env = "SQE_OPERATOR_NAMESPACES", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        env = "SQE_OPERATOR_NAMESPACES",
+        value_delimiter = ','
+    )]
     namespaces: Vec<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "SQE_OPERATOR_LISTEN_ADDR", default_value = "0.0.0.0:8080")]
@@ -97,7 +101,10 @@ fn main() -> ExitCode {
             telemetry::init_logging(&args.log_format);
             // Both rustls providers are linked in the workspace; the operator's client uses ring.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("sqe-operator: cannot start the runtime: {e}");
@@ -171,11 +178,15 @@ fn render(file: &PathBuf, namespace: &str) -> Result<String, String> {
 }
 
 trait DeserializeFrom {
-    fn deserialize_from(doc: serde_yaml::Deserializer<'_>) -> Result<serde_yaml::Value, serde_yaml::Error>;
+    fn deserialize_from(
+        doc: serde_yaml::Deserializer<'_>,
+    ) -> Result<serde_yaml::Value, serde_yaml::Error>;
 }
 
 impl DeserializeFrom for serde_yaml::Value {
-    fn deserialize_from(doc: serde_yaml::Deserializer<'_>) -> Result<serde_yaml::Value, serde_yaml::Error> {
+    fn deserialize_from(
+        doc: serde_yaml::Deserializer<'_>,
+    ) -> Result<serde_yaml::Value, serde_yaml::Error> {
         serde::Deserialize::deserialize(doc)
     }
 }
@@ -189,9 +200,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    let client = Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach the Kubernetes API (kubeconfig or in-cluster config): {e}"))?;
+    let client = Client::try_default().await.map_err(|e| {
+        format!("cannot reach the Kubernetes API (kubeconfig or in-cluster config): {e}")
+    })?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())

@@ -45,7 +45,10 @@ pub enum Error {
     #[error("reading Secret {name}: {source}")]
     ReadSecret { name: String, source: kube::Error },
     #[error("listing {kind}: {source}")]
-    ListChildren { kind: &'static str, source: kube::Error },
+    ListChildren {
+        kind: &'static str,
+        source: kube::Error,
+    },
     #[error("discovering the ServiceMonitor API: {0}")]
     Discovery(kube::Error),
     #[error("applying {kind} {name}: {source}")]
@@ -132,14 +135,21 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
     let client = ctx.client.clone();
     let api = |c: &Client| -> (Api<SqeCluster>, Api<Secret>) {
         match &namespace {
-            Some(ns) => (Api::namespaced(c.clone(), ns), Api::namespaced(c.clone(), ns)),
+            Some(ns) => (
+                Api::namespaced(c.clone(), ns),
+                Api::namespaced(c.clone(), ns),
+            ),
             None => (Api::all(c.clone()), Api::all(c.clone())),
         }
     };
     let (clusters, secrets) = api(&client);
     let children = |kind: ChildKind| -> watcher::Config {
         let _ = kind;
-        watcher::Config::default().labels(&format!("{}={}", labels::LABEL_MANAGED_BY, labels::MANAGED_BY))
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            labels::LABEL_MANAGED_BY,
+            labels::MANAGED_BY
+        ))
     };
     let controller = Controller::new(clusters, watcher::Config::default());
     let store = controller.store();
@@ -170,27 +180,31 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
         .owns(pdbs, children(ChildKind::PodDisruptionBudget))
         .owns(policies, children(ChildKind::NetworkPolicy))
         // Secrets: our internal one (owned) and those a cluster references.
-        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
-            let name = secret.name_any();
-            let ns = secret.namespace();
-            let owners: Vec<String> = secret
-                .owner_references()
-                .iter()
-                .filter(|o| o.kind == "SqeCluster")
-                .map(|o| o.name.clone())
-                .collect();
-            store
-                .state()
-                .into_iter()
-                .filter(|c| c.namespace() == ns)
-                .filter(|c| {
-                    owners.contains(&c.name_any())
-                        || c.spec.existing_secret.as_deref() == Some(name.as_str())
-                        || c.spec.auth.users_secret.name == name
-                })
-                .map(|c| ObjectRef::from_obj(&*c))
-                .collect::<Vec<_>>()
-        })
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let name = secret.name_any();
+                let ns = secret.namespace();
+                let owners: Vec<String> = secret
+                    .owner_references()
+                    .iter()
+                    .filter(|o| o.kind == "SqeCluster")
+                    .map(|o| o.name.clone())
+                    .collect();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.namespace() == ns)
+                    .filter(|c| {
+                        owners.contains(&c.name_any())
+                            || c.spec.existing_secret.as_deref() == Some(name.as_str())
+                            || c.spec.auth.users_secret.name == name
+                    })
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
         .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -282,11 +296,7 @@ fn api_resource(kind: ChildKind) -> ApiResource {
     }
 }
 
-async fn read_secret(
-    client: &Client,
-    namespace: &str,
-    name: &str,
-) -> Result<SecretState, Error> {
+async fn read_secret(client: &Client, namespace: &str, name: &str) -> Result<SecretState, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(name).await {
         Ok(None) => Ok(SecretState::Missing),
@@ -337,16 +347,24 @@ async fn reconcile_cluster(
                 outcome: Outcome::Invalid(&problems),
             });
             let message = validate::describe(&problems);
-            let was_same = previous
-                .conditions
-                .iter()
-                .any(|c| c.type_ == status::DEGRADED && c.reason == "InvalidSpec" && c.message == message);
+            let was_same = previous.conditions.iter().any(|c| {
+                c.type_ == status::DEGRADED && c.reason == "InvalidSpec" && c.message == message
+            });
             if !was_same {
                 warn!(problems = %message, "invalid spec; waiting for a change");
-                publish(ctx, &recorder, &reference, EventType::Warning, "InvalidSpec", &message).await;
+                publish(
+                    ctx,
+                    &recorder,
+                    &reference,
+                    EventType::Warning,
+                    "InvalidSpec",
+                    &message,
+                )
+                .await;
             }
             write_status(ctx, cluster, &previous, new_status).await?;
-            ctx.metrics.set_phase(&format!("{namespace}/{name}"), Some("Invalid"));
+            ctx.metrics
+                .set_phase(&format!("{namespace}/{name}"), Some("Invalid"));
             return Ok((Action::await_change(), true));
         }
     };
@@ -412,7 +430,17 @@ async fn reconcile_cluster(
 
     // apply + sweep (not while paused)
     if !plan.paused {
-        announce_rollout(ctx, &recorder, &reference, &desired, &step, coordinator_obs.as_ref(), workers_obs.as_ref(), &previous).await;
+        announce_rollout(
+            ctx,
+            &recorder,
+            &reference,
+            &desired,
+            &step,
+            coordinator_obs.as_ref(),
+            workers_obs.as_ref(),
+            &previous,
+        )
+        .await;
         apply_children(ctx, namespace, &desired, &live, &step, &names).await?;
         sweep(ctx, namespace, &desired, &live).await?;
     }
@@ -431,9 +459,10 @@ async fn reconcile_cluster(
             service_monitor_missing: plan.service_monitor.is_some() && !service_monitor_api,
         },
     });
-    let was_missing = !previous.conditions.iter().any(|c| {
-        c.type_ == status::SERVICE_MONITOR && c.reason == "CRDMissing"
-    });
+    let was_missing = !previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == status::SERVICE_MONITOR && c.reason == "CRDMissing");
     if plan.service_monitor.is_some() && !service_monitor_api && was_missing {
         publish(
             ctx,
@@ -451,7 +480,10 @@ async fn reconcile_cluster(
         .as_ref()
         .and_then(|r| RolloutPhase::parse(&r.phase));
     if step.phase == RolloutPhase::Idle
-        && matches!(prev_phase, Some(RolloutPhase::RollingCoordinator | RolloutPhase::RollingWorkers))
+        && matches!(
+            prev_phase,
+            Some(RolloutPhase::RollingCoordinator | RolloutPhase::RollingWorkers)
+        )
         && previous.versions.is_some()
     {
         ctx.metrics
@@ -466,7 +498,10 @@ async fn reconcile_cluster(
             &reference,
             EventType::Normal,
             "CoordinatorRolledOut",
-            &format!("the coordinator runs {}; rollout complete", plan.image.version),
+            &format!(
+                "the coordinator runs {}; rollout complete",
+                plan.image.version
+            ),
         )
         .await;
     }
@@ -485,18 +520,36 @@ async fn reconcile_cluster(
             })
             .inc();
         let what = match part {
-            StalledPart::Workers => "the worker rollout made no progress within its deadline; the coordinator is left unchanged",
-            StalledPart::Coordinator => "the coordinator rollout made no progress within its deadline",
+            StalledPart::Workers => {
+                "the worker rollout made no progress within its deadline; the coordinator is left unchanged"
+            }
+            StalledPart::Coordinator => {
+                "the coordinator rollout made no progress within its deadline"
+            }
         };
-        publish(ctx, &recorder, &reference, EventType::Warning, "RolloutStalled", what).await;
+        publish(
+            ctx,
+            &recorder,
+            &reference,
+            EventType::Warning,
+            "RolloutStalled",
+            what,
+        )
+        .await;
     }
     if plan.paused && !status::is_true(&previous, status::PAUSED) {
-        publish(ctx, &recorder, &reference, EventType::Normal, "Paused", "spec.clusterOperation.paused is set: changes are not applied").await;
+        publish(
+            ctx,
+            &recorder,
+            &reference,
+            EventType::Normal,
+            "Paused",
+            "spec.clusterOperation.paused is set: changes are not applied",
+        )
+        .await;
     }
-    ctx.metrics.set_phase(
-        &format!("{namespace}/{name}"),
-        new_status.phase.as_deref(),
-    );
+    ctx.metrics
+        .set_phase(&format!("{namespace}/{name}"), new_status.phase.as_deref());
     write_status(ctx, cluster, &previous, new_status).await?;
 
     let action = if step.phase == RolloutPhase::Idle {
@@ -542,14 +595,21 @@ async fn announce_rollout(
                 reason: reason.as_str().into(),
             })
             .inc();
-        let target = if desired.workers.is_some() { "workers" } else { "coordinator" };
+        let target = if desired.workers.is_some() {
+            "workers"
+        } else {
+            "coordinator"
+        };
         publish(
             ctx,
             recorder,
             reference,
             EventType::Normal,
             reason.as_str(),
-            &format!("rolling the {target} to a new pod template ({})", reason.as_str()),
+            &format!(
+                "rolling the {target} to a new pod template ({})",
+                reason.as_str()
+            ),
         )
         .await;
     }
@@ -584,7 +644,9 @@ async fn apply_children(
     for child in &desired.children {
         if child.kind == ChildKind::Deployment {
             let is_coordinator = child.name == names.workload(Role::Coordinator);
-            if (is_coordinator && !step.apply_coordinator) || (!is_coordinator && !step.apply_workers) {
+            if (is_coordinator && !step.apply_coordinator)
+                || (!is_coordinator && !step.apply_workers)
+            {
                 continue;
             }
         }
@@ -617,7 +679,7 @@ async fn sweep(
     desired: &Desired,
     live: &BTreeMap<(ChildKind, String), Value>,
 ) -> Result<(), Error> {
-    for ((kind, name), _) in live {
+    for (kind, name) in live.keys() {
         if desired.get(*kind, name).is_some() {
             continue;
         }
@@ -649,10 +711,8 @@ async fn write_status(
     if *previous == new_status {
         return Ok(());
     }
-    let api: Api<SqeCluster> = Api::namespaced(
-        ctx.client.clone(),
-        &cluster.namespace().unwrap_or_default(),
-    );
+    let api: Api<SqeCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": "sqe.dev/v1alpha1",
         "kind": "SqeCluster",

@@ -101,7 +101,12 @@ pub struct DeploymentObservation {
 impl DeploymentObservation {
     /// Reads a live Deployment (as JSON).
     pub fn from_live(deployment: &Value) -> Self {
-        let int = |path: &str| deployment.pointer(path).and_then(Value::as_i64).unwrap_or(0);
+        let int = |path: &str| {
+            deployment
+                .pointer(path)
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
         let annotation = |key: &str| {
             deployment
                 .pointer("/spec/template/metadata/annotations")
@@ -218,7 +223,9 @@ pub fn decide(input: RolloutInput<'_>) -> Step {
                 Some(w) if !w.runs(desired_w) => Some(RolloutReason::between(&w.facts, desired_w)),
                 _ => coordinator_reason,
             };
-            let changing = input.workers.is_none_or(|w| !w.runs(desired_w) || w.has_old_pods());
+            let changing = input
+                .workers
+                .is_none_or(|w| !w.runs(desired_w) || w.has_old_pods());
             let stalled = input.workers.is_some_and(|w| w.stalled);
             // Scaling only (no old pods, nothing to hand to the coordinator): not a rollout.
             if !changing && coordinator_reason.is_none() && input.coordinator.is_some() {
@@ -270,7 +277,13 @@ pub fn decide(input: RolloutInput<'_>) -> Step {
 mod tests {
     use super::*;
 
-    fn facts(hash: &str, image: &str, config: &str, secret: &str, restart: Option<&str>) -> TemplateFacts {
+    fn facts(
+        hash: &str,
+        image: &str,
+        config: &str,
+        secret: &str,
+        restart: Option<&str>,
+    ) -> TemplateFacts {
         TemplateFacts {
             template_hash: hash.into(),
             image: image.into(),

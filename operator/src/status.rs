@@ -62,14 +62,27 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
     };
     let now = input.now;
     let mut set = |type_: &str, ok: bool, reason: &str, message: String| {
-        set_condition(&mut status.conditions, type_, ok, reason, message, &now, input.generation)
+        set_condition(
+            &mut status.conditions,
+            type_,
+            ok,
+            reason,
+            message,
+            &now,
+            input.generation,
+        )
     };
 
     match input.outcome {
         Outcome::Invalid(problems) => {
             let message = describe(problems);
             set(READY, false, "InvalidSpec", message.clone());
-            set(PROGRESSING, false, "InvalidSpec", "waiting for a corrected spec".into());
+            set(
+                PROGRESSING,
+                false,
+                "InvalidSpec",
+                "waiting for a corrected spec".into(),
+            );
             set(DEGRADED, true, "InvalidSpec", message);
             set(PAUSED, false, "NotPaused", String::new());
             status.phase = Some("Invalid".into());
@@ -133,12 +146,17 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                 },
             });
 
-            let workers_needed = distributed && plan.workers.as_ref().is_some_and(|w| w.replicas > 0);
-            let ready = !plan.stopped && c_ready >= 1 && (!distributed || w_ready >= 1 || !workers_needed);
+            let workers_needed =
+                distributed && plan.workers.as_ref().is_some_and(|w| w.replicas > 0);
+            let ready =
+                !plan.stopped && c_ready >= 1 && (!distributed || w_ready >= 1 || !workers_needed);
             let ready_message = if ready {
                 format!(
                     "{c_ready} coordinator and {w_ready} workers ready; Flight SQL at {}",
-                    status.endpoints.as_ref().map_or(String::new(), |e| e.flight_sql.clone())
+                    status
+                        .endpoints
+                        .as_ref()
+                        .map_or(String::new(), |e| e.flight_sql.clone())
                 )
             } else if plan.stopped {
                 "stopped (spec.clusterOperation.stopped)".into()
@@ -166,7 +184,9 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                     "RollingWorkers",
                     "rolling the workers; the coordinator keeps its template until they are done",
                 ),
-                RolloutPhase::RollingCoordinator => ("RollingCoordinator", "rolling the coordinator"),
+                RolloutPhase::RollingCoordinator => {
+                    ("RollingCoordinator", "rolling the coordinator")
+                }
                 RolloutPhase::Idle if progressing => ("Scaling", "pods are starting"),
                 RolloutPhase::Idle => ("UpToDate", "every part runs the desired template"),
             };
@@ -201,7 +221,11 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                 set(
                     SERVICE_MONITOR,
                     !service_monitor_missing,
-                    if service_monitor_missing { "CRDMissing" } else { "Created" },
+                    if service_monitor_missing {
+                        "CRDMissing"
+                    } else {
+                        "Created"
+                    },
                     if service_monitor_missing {
                         "spec.metrics.serviceMonitor.enabled is true but the monitoring.coreos.com/v1 ServiceMonitor API is not installed".into()
                     } else {
@@ -278,7 +302,7 @@ pub fn set_condition(
         Some(i) => conditions[i] = condition,
         None => conditions.push(condition),
     }
-    conditions.sort_by(|a, b| order(&a.type_).cmp(&order(&b.type_)));
+    conditions.sort_by_key(|c| order(&c.type_));
 }
 
 fn order(type_: &str) -> usize {

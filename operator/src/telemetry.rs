@@ -1,9 +1,9 @@
 //! Telemetry: Prometheus metrics, `/metrics` `/healthz` `/readyz`, and log set-up.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -68,31 +68,51 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("sqe_operator");
         let reconciles = Family::<ResultLabel, Counter>::default();
-        let reconcile_duration = Histogram::new(
-            [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0].into_iter(),
-        );
+        let reconcile_duration = Histogram::new([
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ]);
         let errors = Family::<ErrorLabel, Counter>::default();
         let clusters = Family::<PhaseLabel, Gauge>::default();
         let rollouts = Family::<OutcomeLabel, Counter>::default();
         let restarts = Family::<ReasonLabel, Counter>::default();
         let api_writes = Family::<WriteLabel, Counter>::default();
         let leader = Gauge::default();
-        registry.register("reconciles", "Reconciles by result (ok, invalid, error)", reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles by result (ok, invalid, error)",
+            reconciles.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
             reconcile_duration.clone(),
         );
-        registry.register("reconcile_errors", "Reconcile errors by step", errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by step",
+            errors.clone(),
+        );
         registry.register("clusters", "SqeClusters by phase", clusters.clone());
-        registry.register("rollouts", "Rollouts by outcome (started, completed, stalled)", rollouts.clone());
-        registry.register("restarts", "Pod restarts the operator started, by reason", restarts.clone());
+        registry.register(
+            "rollouts",
+            "Rollouts by outcome (started, completed, stalled)",
+            rollouts.clone(),
+        );
+        registry.register(
+            "restarts",
+            "Pod restarts the operator started, by reason",
+            restarts.clone(),
+        );
         registry.register(
             "api_writes",
             "Write requests the operator sent to the API server, by verb and kind",
             api_writes.clone(),
         );
-        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader lease",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -127,7 +147,15 @@ impl Metrics {
             None => phases.remove(cluster),
         };
         let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-        for known in ["Creating", "Running", "Upgrading", "Degraded", "Paused", "Stopped", "Invalid"] {
+        for known in [
+            "Creating",
+            "Running",
+            "Upgrading",
+            "Degraded",
+            "Paused",
+            "Stopped",
+            "Invalid",
+        ] {
             counts.insert(known, 0);
         }
         for p in phases.values() {

@@ -152,7 +152,10 @@ pub struct ClusterPlan {
 }
 
 /// Validates a cluster against what was read of its Secrets.
-pub fn validate(cluster: &SqeCluster, secrets: &SecretsSeen) -> Result<ClusterPlan, Vec<SpecProblem>> {
+pub fn validate(
+    cluster: &SqeCluster,
+    secrets: &SecretsSeen,
+) -> Result<ClusterPlan, Vec<SpecProblem>> {
     let mut problems = Vec::new();
     let name = cluster.metadata.name.clone().unwrap_or_default();
     let namespace = cluster
@@ -219,7 +222,10 @@ pub fn validate(cluster: &SqeCluster, secrets: &SecretsSeen) -> Result<ClusterPl
                     format!("`{}` is not a quantity (e.g. 20Gi)", spill_size.0),
                 ));
             }
-            let pdb = workers_spec.pod_disruption_budget.clone().unwrap_or_default();
+            let pdb = workers_spec
+                .pod_disruption_budget
+                .clone()
+                .unwrap_or_default();
             let disruption_budget = if pdb.enabled == Some(false) {
                 None
             } else {
@@ -289,7 +295,10 @@ pub fn validate(cluster: &SqeCluster, secrets: &SecretsSeen) -> Result<ClusterPl
         }
     }
     if let Some(config) = &config
-        && !matches!(secrets.existing, SecretState::NotRead | SecretState::Missing)
+        && !matches!(
+            secrets.existing,
+            SecretState::NotRead | SecretState::Missing
+        )
         && let Err(p) = config.check_with_env(env)
     {
         problems.extend(p);
@@ -373,15 +382,17 @@ pub fn validate(cluster: &SqeCluster, secrets: &SecretsSeen) -> Result<ClusterPl
     }
 }
 
-fn image_plan(
-    image: Option<&crate::crd::ImageSpec>,
-    problems: &mut Vec<SpecProblem>,
-) -> ImagePlan {
+fn image_plan(image: Option<&crate::crd::ImageSpec>, problems: &mut Vec<SpecProblem>) -> ImagePlan {
     let image = image.cloned().unwrap_or_default();
     let repository = image
         .repository
         .unwrap_or_else(|| defaults::IMAGE_REPOSITORY.to_string());
-    if repository.contains('@') || repository.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+    if repository.contains('@')
+        || repository
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':'))
+    {
         problems.push(SpecProblem::new(
             "spec.image.repository",
             format!("`{repository}` must not contain a tag or digest; use spec.image.tag or spec.image.digest"),
