@@ -56,10 +56,13 @@ bench: build venv ## TPC-H SF1: SQE (Flight SQL) vs DuckDB on the same data; tab
 crds: build ## regenerate crds/sqecluster.yaml from the operator's Rust types
 	@mkdir -p crds
 	$(BIN)/sqe-operator crd > crds/sqecluster.yaml
+	cp crds/sqecluster.yaml config/crd/sqecluster.yaml
 
 check-crds: build ## fail when crds/sqecluster.yaml drifts from the Rust types
 	@$(BIN)/sqe-operator crd | diff -u crds/sqecluster.yaml - \
 		|| { echo "crds/sqecluster.yaml is out of date: run 'make crds' and commit it"; exit 1; }
+	@cmp -s crds/sqecluster.yaml config/crd/sqecluster.yaml \
+		|| { echo "config/crd/sqecluster.yaml differs from crds/: run 'make crds' and commit it"; exit 1; }
 
 render-samples: build ## render every sample SqeCluster offline (what the operator would apply)
 	@for f in config/samples/*.yaml; do echo "# $$f"; $(BIN)/sqe-operator render -f $$f || exit 1; done

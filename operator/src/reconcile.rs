@@ -484,7 +484,10 @@ async fn reconcile_cluster(
             prev_phase,
             Some(RolloutPhase::RollingCoordinator | RolloutPhase::RollingWorkers)
         )
-        && previous.versions.is_some()
+        && previous
+            .versions
+            .as_ref()
+            .is_some_and(|v| v.coordinator.is_some())
     {
         ctx.metrics
             .rollouts

@@ -236,6 +236,10 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                 status.conditions.retain(|c| c.type_ != SERVICE_MONITOR);
             }
 
+            let ever_ran = prev
+                .versions
+                .as_ref()
+                .is_some_and(|v| v.coordinator.is_some());
             status.phase = Some(
                 if plan.paused {
                     "Paused"
@@ -243,11 +247,11 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                     "Stopped"
                 } else if step.stalled.is_some() {
                     "Degraded"
-                } else if step.phase != RolloutPhase::Idle && prev.versions.is_some() {
+                } else if step.phase != RolloutPhase::Idle && ever_ran {
                     "Upgrading"
                 } else if ready {
                     "Running"
-                } else if prev.versions.is_none() {
+                } else if !ever_ran {
                     "Creating"
                 } else {
                     "Degraded"
@@ -318,4 +322,115 @@ pub fn is_true(status: &SqeClusterStatus, type_: &str) -> bool {
         .conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::SqeCluster;
+    use crate::rollout::RolloutPhase;
+    use crate::validate::{SecretsSeen, validate};
+    use k8s_openapi::jiff::Timestamp;
+
+    fn plan(mode: &str) -> ClusterPlan {
+        let cluster: SqeCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "sqe.dev/v1alpha1", "kind": "SqeCluster",
+            "metadata": {"name": "c", "namespace": "ns"},
+            "spec": {"mode": mode, "catalog": {"uri": "http://cat"},
+                     "auth": {"usersSecret": {"name": "u"}}}
+        }))
+        .expect("cluster");
+        validate(&cluster, &SecretsSeen::default()).expect("valid")
+    }
+
+    fn obs(ready: i32, replicas: i32) -> DeploymentObservation {
+        DeploymentObservation {
+            replicas,
+            status_replicas: replicas,
+            updated_replicas: replicas,
+            ready_replicas: ready,
+            available_replicas: ready,
+            ..Default::default()
+        }
+    }
+
+    fn run(
+        plan: &ClusterPlan,
+        c: Option<&DeploymentObservation>,
+        w: Option<&DeploymentObservation>,
+        prev: &SqeClusterStatus,
+    ) -> SqeClusterStatus {
+        let step = Step {
+            phase: RolloutPhase::Idle,
+            apply_workers: true,
+            apply_coordinator: true,
+            reason: None,
+            stalled: None,
+        };
+        compute(StatusInput {
+            generation: Some(2),
+            names: &plan.names,
+            previous: prev,
+            now: Time(Timestamp::UNIX_EPOCH),
+            outcome: Outcome::Valid {
+                plan,
+                step: &step,
+                coordinator: c,
+                workers: w,
+                service_monitor_missing: false,
+            },
+        })
+    }
+
+    #[test]
+    fn ready_is_never_true_with_zero_ready_pods() {
+        let p = plan("distributed");
+        let none = run(&p, None, None, &SqeClusterStatus::default());
+        assert!(!is_true(&none, READY));
+        let no_workers = run(
+            &p,
+            Some(&obs(1, 1)),
+            Some(&obs(0, 2)),
+            &SqeClusterStatus::default(),
+        );
+        assert!(!is_true(&no_workers, READY));
+        let no_coordinator = run(
+            &p,
+            Some(&obs(0, 1)),
+            Some(&obs(2, 2)),
+            &SqeClusterStatus::default(),
+        );
+        assert!(!is_true(&no_coordinator, READY));
+        assert_eq!(no_coordinator.phase.as_deref(), Some("Creating"));
+        let all = run(
+            &p,
+            Some(&obs(1, 1)),
+            Some(&obs(2, 2)),
+            &SqeClusterStatus::default(),
+        );
+        assert!(is_true(&all, READY));
+        assert_eq!(all.phase.as_deref(), Some("Running"));
+        assert_eq!(all.workers.as_ref().map(|w| w.ready.as_str()), Some("2/2"));
+        assert_eq!(all.observed_generation, Some(2));
+        assert_eq!(
+            all.endpoints.as_ref().map(|e| e.flight_sql.as_str()),
+            Some("c-coordinator.ns.svc:50051")
+        );
+    }
+
+    #[test]
+    fn an_unchanged_observation_gives_an_identical_status() {
+        let p = plan("hybrid");
+        let first = run(&p, Some(&obs(1, 1)), None, &SqeClusterStatus::default());
+        let mut later = run(&p, Some(&obs(1, 1)), None, &first);
+        assert_eq!(first, later, "nothing changed, so nothing is written");
+        // A real change moves lastTransitionTime only on the condition that flipped.
+        later = run(&p, Some(&obs(0, 1)), None, &first);
+        let ready = later
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .expect("ready");
+        assert_eq!(ready.status, "False");
+    }
 }
