@@ -386,6 +386,44 @@ def test_cancel_flight_info_before_fetch(server_factory):
     assert (server.metric("sqe_queries_total", outcome="cancelled") or 0) >= 1
 
 
+def test_cancel_flight_info_while_streaming(server_factory):
+    """`CancelFlightInfo` on a query whose DoGet is already streaming: the server answers
+    CANCELLING, the stream ends with a cancellation error instead of running to the end, and the
+    query is counted as cancelled."""
+    import time
+
+    import pyarrow.flight as flight
+
+    from sqe_harness import call_options, statement_query_descriptor
+
+    server = server_factory()
+    client = server.flight_client()
+    # ~12k batches: far more than gRPC buffers, so the query is still running when cancelled.
+    info = client.get_flight_info(
+        statement_query_descriptor("SELECT value FROM generate_series(1, 100000000)"),
+        call_options(),
+    )
+    reader = client.do_get(info.endpoints[0].ticket, call_options())
+    first = reader.read_chunk()
+    assert first.data.num_rows > 0
+    assert server.metric("sqe_active_queries") == 1
+
+    serialized = info.serialize()
+    body = bytes([0x0A]) + _varint(len(serialized)) + serialized
+    results = list(client.do_action(flight.Action("CancelFlightInfo", body), call_options()))
+    # CancelFlightInfoResult { status = 2 }: CANCELLING (the running stream is told to stop)
+    assert [r.body.to_pybytes() for r in results] == [b"\x08\x02"]
+
+    rows = first.data.num_rows
+    deadline = time.monotonic() + 30
+    with pytest.raises(flight.FlightError, match="(?i)cancel"):
+        while time.monotonic() < deadline:
+            rows += reader.read_chunk().data.num_rows
+    assert rows < 100_000_000, "the stream ran to the end despite the cancel"
+    wait_for(lambda: server.metric("sqe_active_queries") == 0, timeout=15, what="no active queries")
+    assert (server.metric("sqe_queries_total", outcome="cancelled") or 0) >= 1
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while True:
