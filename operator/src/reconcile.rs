@@ -143,8 +143,8 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
         }
     };
     let (clusters, secrets) = api(&client);
-    let children = |kind: ChildKind| -> watcher::Config {
-        let _ = kind;
+    // Only our children: the watches (and their memory) stay small in busy namespaces.
+    let children = || {
         watcher::Config::default().labels(&format!(
             "{}={}",
             labels::LABEL_MANAGED_BY,
@@ -153,6 +153,29 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
     };
     let controller = Controller::new(clusters, watcher::Config::default());
     let store = controller.store();
+    // clusters{phase} follows the cache, so deleted clusters leave the gauge.
+    let gauge_store = store.clone();
+    let gauge_metrics = Arc::clone(&ctx.metrics);
+    let scope = namespace.clone();
+    tokio::spawn(async move {
+        loop {
+            let phases: Vec<(String, String)> = gauge_store
+                .state()
+                .iter()
+                .map(|c| {
+                    (
+                        format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any()),
+                        c.status
+                            .as_ref()
+                            .and_then(|s| s.phase.clone())
+                            .unwrap_or_else(|| "Creating".into()),
+                    )
+                })
+                .collect();
+            gauge_metrics.replace_phases(scope.as_deref(), phases);
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    });
     let ns_api = |c: &Client| match &namespace {
         Some(ns) => (
             Api::<Deployment>::namespaced(c.clone(), ns),
@@ -173,12 +196,12 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
     };
     let (deployments, config_maps, services, accounts, pdbs, policies) = ns_api(&client);
     controller
-        .owns(deployments, children(ChildKind::Deployment))
-        .owns(config_maps, children(ChildKind::ConfigMap))
-        .owns(services, children(ChildKind::Service))
-        .owns(accounts, children(ChildKind::ServiceAccount))
-        .owns(pdbs, children(ChildKind::PodDisruptionBudget))
-        .owns(policies, children(ChildKind::NetworkPolicy))
+        .owns(deployments, children())
+        .owns(config_maps, children())
+        .owns(services, children())
+        .owns(accounts, children())
+        .owns(pdbs, children())
+        .owns(policies, children())
         // Secrets: our internal one (owned) and those a cluster references.
         .watches(
             secrets,
@@ -438,7 +461,6 @@ async fn reconcile_cluster(
             &step,
             coordinator_obs.as_ref(),
             workers_obs.as_ref(),
-            &previous,
         )
         .await;
         apply_children(ctx, namespace, &desired, &live, &step, &names).await?;
@@ -540,17 +562,6 @@ async fn reconcile_cluster(
         )
         .await;
     }
-    if plan.paused && !status::is_true(&previous, status::PAUSED) {
-        publish(
-            ctx,
-            &recorder,
-            &reference,
-            EventType::Normal,
-            "Paused",
-            "spec.clusterOperation.paused is set: changes are not applied",
-        )
-        .await;
-    }
     ctx.metrics
         .set_phase(&format!("{namespace}/{name}"), new_status.phase.as_deref());
     write_status(ctx, cluster, &previous, new_status).await?;
@@ -564,7 +575,6 @@ async fn reconcile_cluster(
 }
 
 /// Events and metrics for a rollout that starts or hands over to the coordinator now.
-#[allow(clippy::too_many_arguments)]
 async fn announce_rollout(
     ctx: &Context,
     recorder: &Recorder,
@@ -573,7 +583,6 @@ async fn announce_rollout(
     step: &rollout::Step,
     coordinator: Option<&DeploymentObservation>,
     workers: Option<&DeploymentObservation>,
-    previous: &SqeClusterStatus,
 ) {
     // A new worker template is written now: a rollout starts.
     let (first, first_desired) = match (&desired.workers, workers) {
@@ -632,7 +641,6 @@ async fn announce_rollout(
         )
         .await;
     }
-    let _ = previous;
 }
 
 async fn apply_children(

@@ -170,6 +170,18 @@ impl Metrics {
         }
     }
 
+    /// Replaces the phases of every cluster in `namespace` (all when `None`) with `phases`
+    /// (`namespace/name`, phase): clusters that are gone leave the gauge.
+    pub fn replace_phases(&self, namespace: Option<&str>, phases: Vec<(String, String)>) {
+        if let Ok(mut known) = self.phases.lock() {
+            known.retain(|key, _| namespace.is_some_and(|ns| !key.starts_with(&format!("{ns}/"))));
+        }
+        for (key, phase) in phases {
+            self.set_phase(&key, Some(&phase));
+        }
+        self.set_phase("", None);
+    }
+
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
