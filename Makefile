@@ -70,4 +70,7 @@ render-samples: build ## render every sample SqeCluster offline (what the operat
 clean-data: ## delete the local server's data directory
 	rm -rf $(DATA_DIR)
 
+# `make cluster-up` also installs the CRD, starts the operator and applies a sample.
+CLUSTER_AFTER_UP ?= e2e/cluster/install-sqe.sh
+cluster-up: build
 include e2e/cluster/cluster.mk

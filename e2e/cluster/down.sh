@@ -48,7 +48,7 @@ stop() { # <component>
 }
 stopped=()
 
-for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
+for c in sqe-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
 # up.sh has exited, so its processes were adopted by PID 1 (or a subreaper), which may take a
 # moment to reap them; wait a little so a `pgrep` right after down.sh sees no <defunct> entries.
 deadline=$((SECONDS + 5))
