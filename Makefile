@@ -12,7 +12,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 BIN        := $(TARGET_DIR)/release
 DATA_DIR   ?= ./sqe-data
 
-.PHONY: help build run test test-rust test-slt test-clients lint fmt bench venv clean-data crds check-crds render-samples
+.PHONY: help build run test test-rust test-slt test-clients lint fmt bench venv clean-data crds check-crds render-samples bench-operator
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -53,12 +53,18 @@ $(VENV)/.ok: $(REQS)
 bench: build venv ## TPC-H SF1: SQE (Flight SQL) vs DuckDB on the same data; table in target/bench/
 	$(VENV)/bin/python bench/tpch_bench.py --sqe-server $(BIN)/sqe-server --scale $${SCALE:-1}
 
+bench-operator: build k8s-binaries ## 200 SqeClusters at once on a local control plane: time to Ready, RSS, CPU, API writes
+	$(PYTHON) bench/operator_bench.py --clusters $${CLUSTERS:-200}
+
 crds: build ## regenerate crds/sqecluster.yaml from the operator's Rust types
 	@mkdir -p crds
 	$(BIN)/sqe-operator crd > crds/sqecluster.yaml
 	cp crds/sqecluster.yaml config/crd/sqecluster.yaml
 
-check-crds: build ## fail when crds/sqecluster.yaml drifts from the Rust types
+check-bench-operator: build k8s-binaries ## 200 SqeClusters at once on a local control plane: time to Ready, RSS, CPU, API writes
+	$(PYTHON) bench/operator_bench.py --clusters $${CLUSTERS:-200}
+
+crds: build ## fail when crds/sqecluster.yaml drifts from the Rust types
 	@$(BIN)/sqe-operator crd | diff -u crds/sqecluster.yaml - \
 		|| { echo "crds/sqecluster.yaml is out of date: run 'make crds' and commit it"; exit 1; }
 	@cmp -s crds/sqecluster.yaml config/crd/sqecluster.yaml \
