@@ -123,7 +123,13 @@ def main() -> int:
 
     kubectl = lambda *a, **kw: sh("kubectl", *a, env=env, **kw)  # noqa: E731
     kubectl("apply", "--server-side", "-f", str(ROOT / "crds/sqecluster.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/sqeclusters.sqe.dev", "--timeout=60s")
+    wait_for(
+        lambda: kubectl(
+            "get", "crd", "sqeclusters.sqe.dev", "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
+        ).strip() == "True",
+        60, "the CRD to be established",
+    )
     kubectl("create", "namespace", "sqe-system", check=False)
     kubectl("apply", "--server-side", "-n", "sqe-system", "-k", str(ROOT / "config/rbac"))
     namespace = "sqe-bench"

@@ -19,7 +19,11 @@ log() { echo "install-sqe.sh: $*" >&2; }
 
 [[ -x $bin ]] || { log "no operator binary at $bin (run make build)"; exit 1; }
 kubectl apply --server-side -f "$root/crds/sqecluster.yaml" >/dev/null
-kubectl wait --for=condition=Established crd/sqeclusters.sqe.dev --timeout=60s >/dev/null
+deadline=$((SECONDS + 60))
+until [[ $(kubectl get crd sqeclusters.sqe.dev -o jsonpath="{.status.conditions[?(@.type=='Established')].status}" 2>/dev/null) == True ]]; do
+    ((SECONDS < deadline)) || { log "the CRD was not established within 60s"; exit 1; }
+    sleep 0.2
+done
 kubectl create namespace sqe-system --dry-run=client -o yaml | kubectl apply --server-side -f - >/dev/null
 kubectl apply --server-side -n sqe-system -k "$root/config/rbac" >/dev/null
 log "CRD and RBAC installed"
