@@ -245,6 +245,8 @@ fn json_to_toml(value: &serde_json::Value) -> Result<Value, String> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedConfig {
     pub toml: String,
+    /// The parsed config (without the Secret's environment), for checks across spec fields.
+    pub parsed: SqeConfig,
     /// The operator's table before parsing, to re-check with the Secret's environment.
     table_text: String,
 }
@@ -264,7 +266,11 @@ pub fn render(spec: &SqeClusterSpec, names: &Names) -> Result<RenderedConfig, Ve
     let toml = config
         .to_toml()
         .map_err(|e| vec![SpecProblem::new(SPEC_CONFIG, e.to_string())])?;
-    Ok(RenderedConfig { toml, table_text })
+    Ok(RenderedConfig {
+        toml,
+        parsed: config,
+        table_text,
+    })
 }
 
 impl RenderedConfig {

@@ -327,10 +327,8 @@ pub fn validate(
     }
 
     // Drain time must fit in the grace period, or SIGKILL cuts queries off.
-    if let Some(config) = &config
-        && let Ok(parsed) = config.check_with_env(std::iter::empty())
-    {
-        let drain = parsed.coordinator.shutdown_timeout_secs as i64;
+    if let Some(config) = &config {
+        let drain = config.parsed.coordinator.shutdown_timeout_secs as i64;
         if coordinator.termination_grace_period_seconds <= drain {
             problems.push(SpecProblem::new(
                 "spec.coordinator.terminationGracePeriodSeconds",
