@@ -23,7 +23,7 @@ build: ## build every binary (release)
 run: build ## start sqe-server on 127.0.0.1 with the TPC-H sample (data in ./sqe-data)
 	$(BIN)/sqe-server --data-dir $(DATA_DIR)
 
-test: lint check-crds test-rust test-clients ## lint, CRD drift, unit + SQL + operator tests, real-client integration tests
+test: lint check-crds test-rust test-clients e2e ## lint, CRD drift, unit + SQL + operator tests, real clients, operator e2e on a real API server
 
 test-rust: ## unit tests and the sqllogictest suite
 	$(CARGO) test --release --workspace
@@ -61,10 +61,7 @@ crds: build ## regenerate crds/sqecluster.yaml from the operator's Rust types
 	$(BIN)/sqe-operator crd > crds/sqecluster.yaml
 	cp crds/sqecluster.yaml config/crd/sqecluster.yaml
 
-check-bench-operator: build k8s-binaries ## 200 SqeClusters at once on a local control plane: time to Ready, RSS, CPU, API writes
-	$(PYTHON) bench/operator_bench.py --clusters $${CLUSTERS:-200}
-
-crds: build ## fail when crds/sqecluster.yaml drifts from the Rust types
+check-crds: build ## fail when crds/sqecluster.yaml drifts from the Rust types
 	@$(BIN)/sqe-operator crd | diff -u crds/sqecluster.yaml - \
 		|| { echo "crds/sqecluster.yaml is out of date: run 'make crds' and commit it"; exit 1; }
 	@cmp -s crds/sqecluster.yaml config/crd/sqecluster.yaml \
@@ -80,3 +77,7 @@ clean-data: ## delete the local server's data directory
 CLUSTER_AFTER_UP ?= e2e/cluster/install-sqe.sh
 cluster-up: build
 include e2e/cluster/cluster.mk
+
+# The operator e2e suite needs the binaries, and the local control plane unless KUBECONFIG is set.
+e2e: build $(if $(KUBECONFIG),,k8s-binaries)
+include e2e/operator/e2e.mk
