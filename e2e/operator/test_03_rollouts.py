@@ -129,7 +129,8 @@ def test_config_change_rolls_workers_first(kc: Kubectl, ns: str) -> None:
     assert kc.get("secret", f"{c.name}-internal", ns)["data"] == internal
 
 
-def test_secret_content_change_rolls_workers_first(kc: Kubectl, ns: str) -> None:
+@pytest.mark.parametrize("which", ["existingSecret", "usersSecret"])
+def test_secret_content_change_rolls_workers_first(kc: Kubectl, ns: str, users_file: str, which: str) -> None:
     kc.apply(secret_manifest("sqe-env", ns, {"SQE_STORAGE__S3_ACCESS_KEY_ID": "AKIA-ONE"}))
     c = create_cluster(kc, ns, "sec", distributed_spec(replicas=2, existingSecret="sqe-env"))
     before = {n: template_annotations(c.deployment(n)) for n in (c.workers, c.coordinator)}
@@ -137,7 +138,12 @@ def test_secret_content_change_rolls_workers_first(kc: Kubectl, ns: str) -> None
 
     # Only the Secret changes; the SqeCluster does not.
     generation = c.get()["metadata"]["generation"]
-    tl = record_rollout(c, lambda: kc.apply(secret_manifest("sqe-env", ns, {"SQE_STORAGE__S3_ACCESS_KEY_ID": "AKIA-TWO"})))
+    if which == "existingSecret":
+        new_secret = secret_manifest("sqe-env", ns, {"SQE_STORAGE__S3_ACCESS_KEY_ID": "AKIA-TWO"})
+    else:  # a second user in the users file
+        bob = users_file.splitlines()[0].replace("alice:", "bob:", 1)
+        new_secret = secret_manifest("sqe-users", ns, {"users": users_file + bob + "\n"})
+    tl = record_rollout(c, lambda: kc.apply(new_secret))
     assert_workers_first(tl)
 
     assert c.get()["metadata"]["generation"] == generation

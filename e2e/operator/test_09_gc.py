@@ -90,7 +90,7 @@ def test_foreground_delete_completes(kc: Kubectl, ns: str, operator: OperatorPro
     offset = cluster.audit.offset() if cluster.audit else 0
     try:
         kc.run("delete", "sqe", c.name, "-n", ns, "--cascade=foreground", "--wait=false")
-        wait_for(lambda: kc.get("sqecluster", c.name, ns) is None, 30, "the SqeCluster to be deleted (foreground)")
+        wait_for(lambda: kc.get("sqecluster", c.name, ns) is None, 20, "the SqeCluster to be deleted (foreground)")
         assert not children(kc, ns, c.name, KINDS)
     finally:
         recreated = []
@@ -104,3 +104,21 @@ def test_foreground_delete_completes(kc: Kubectl, ns: str, operator: OperatorPro
                    "-p", '[{"op":"remove","path":"/metadata/finalizers"}]', check=False)
             wait_for(lambda: kc.get("sqecluster", c.name, ns) is None, 30, "the stuck SqeCluster to go")
         print(f"operator writes to children during the foreground delete: {len(recreated)}")
+
+
+def test_deleted_children_are_recreated(kc: Kubectl, ns: str) -> None:
+    """A child deleted by hand comes back (the operator watches what it owns); a deleted worker
+    Deployment is recreated without touching the coordinator."""
+    c = create_cluster(kc, ns, "heal", distributed_spec(replicas=2))
+    coordinator = c.deployment(c.coordinator)
+    for kind, name in (("configmap", f"{c.name}-config"), ("service", c.coordinator),
+                       ("networkpolicy", c.workers), ("deployment", c.workers)):
+        uid = kc.get(kind, name, ns)["metadata"]["uid"]
+        kc.run("delete", kind, name, "-n", ns, "--wait=true")
+        wait_for(lambda: (o := kc.get(kind, name, ns)) is not None and o["metadata"]["uid"] != uid, 30,
+                 f"{kind} {name} recreated")
+    obj = c.wait_settled(60)
+    assert obj["status"]["workers"]["ready"] == "2/2"
+    now = c.deployment(c.coordinator)
+    assert now["metadata"]["generation"] == coordinator["metadata"]["generation"]
+    assert now["metadata"]["uid"] == coordinator["metadata"]["uid"]

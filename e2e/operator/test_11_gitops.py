@@ -41,6 +41,7 @@ def snapshot(kc: Kubectl, c: Cluster) -> dict[str, str]:
     return snap
 
 
+@pytest.mark.slow
 def test_reapply_is_a_no_op_and_an_idle_operator_writes_nothing(
     kc: Kubectl, ns: str, operator: OperatorProcess, cluster, tmp_path
 ) -> None:
