@@ -75,13 +75,6 @@ def test_without_the_crd_a_condition_explains(kc: Kubectl, ns: str, operator: Op
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="operator bug: a cluster whose ServiceMonitor waits for the CRD is only requeued at the "
-    "10-minute idle interval (reconcile.rs: Action::requeue(600 s) when Idle) although discovery is "
-    "cached for 60 s, so installing the CRD creates no ServiceMonitor until the cluster changes",
-)
 def test_crd_installed_later_is_picked_up_without_a_change(
     kc: Kubectl, ns: str, operator: OperatorProcess, cluster, request: pytest.FixtureRequest
 ) -> None:

@@ -75,13 +75,6 @@ def test_sweep_deletes_what_the_spec_no_longer_asks_for(kc: Kubectl, ns: str) ->
     assert obj["status"].get("versions", {}).get("workers") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="operator bug: it ignores metadata.deletionTimestamp and re-applies the children the "
-    "garbage collector deletes, so a foreground delete (kubectl delete --cascade=foreground, Argo CD's "
-    "default prune propagation) never completes and the operator writes continuously",
-)
 def test_foreground_delete_completes(kc: Kubectl, ns: str, operator: OperatorProcess, cluster) -> None:
     try:
         c = create_cluster(kc, ns, "fg", distributed_spec(replicas=2))

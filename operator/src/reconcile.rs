@@ -345,6 +345,12 @@ async fn reconcile_cluster(
     namespace: &str,
     name: &str,
 ) -> Result<(Action, bool), Error> {
+    // Being deleted: the garbage collector removes the children; re-applying them would keep a
+    // foreground delete (Argo CD's default prune) from ever completing.
+    if cluster.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.set_phase(&format!("{namespace}/{name}"), None);
+        return Ok((Action::await_change(), false));
+    }
     let client = &ctx.client;
     let recorder = Recorder::new(client.clone(), ctx.reporter.clone());
     let reference = cluster.object_ref(&());
@@ -566,10 +572,14 @@ async fn reconcile_cluster(
         .set_phase(&format!("{namespace}/{name}"), new_status.phase.as_deref());
     write_status(ctx, cluster, &previous, new_status).await?;
 
-    let action = if step.phase == RolloutPhase::Idle {
-        Action::requeue(Duration::from_secs(600))
-    } else {
+    let action = if step.phase != RolloutPhase::Idle {
         Action::requeue(Duration::from_secs(30))
+    } else if plan.service_monitor.is_some() && !service_monitor_api {
+        // Look for the ServiceMonitor API again once its discovery cache expires: installing
+        // prometheus-operator's CRDs is not a change of this cluster.
+        Action::requeue(Duration::from_secs(60))
+    } else {
+        Action::requeue(Duration::from_secs(600))
     };
     Ok((action, false))
 }
