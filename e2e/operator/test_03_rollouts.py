@@ -250,13 +250,6 @@ def test_stalled_worker_rollout_degrades_and_recovers(kc: Kubectl, ns: str) -> N
     assert rollout_events(c)[-2:] == ["WorkersRolledOut", "CoordinatorRolledOut"]
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: it shows in roughly one rollout of four, so it cannot be strict
-    reason="operator bug: Events and counters of a transition are derived from the SqeCluster's "
-    "status as cached by the reflector; a reconcile that starts right after the one that wrote "
-    "rollout.phase=Idle still sees RollingCoordinator and publishes CoordinatorRolledOut (and "
-    "counts rollouts_total{outcome=completed}) a second time",
-)
 def test_rollout_completion_is_reported_once(kc: Kubectl, ns: str, operator: OperatorProcess) -> None:
     rollouts = 6
     c = create_cluster(kc, ns, "once", distributed_spec(replicas=2))

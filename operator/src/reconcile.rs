@@ -90,6 +90,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     service_monitor_api: Mutex<Option<(Instant, bool)>>,
     failures: Mutex<HashMap<ObjectRef<SqeCluster>, u32>>,
+    /// The status this process last wrote (or found current) per cluster, by UID. The
+    /// controller's cache can lag behind our own status write, so a reconcile that starts right
+    /// after another would otherwise see the older status and announce a transition twice.
+    /// Only this process writes status, and it exits when it loses the leader lease, so what it
+    /// remembers is never older than the API server's copy.
+    written: Mutex<HashMap<ObjectRef<SqeCluster>, (String, SqeClusterStatus)>>,
 }
 
 impl Context {
@@ -103,6 +109,44 @@ impl Context {
             metrics,
             service_monitor_api: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The newest status of `cluster` this process knows: its own last write, else the cache's.
+    fn previous_status(&self, cluster: &SqeCluster) -> SqeClusterStatus {
+        let uid = cluster.uid().unwrap_or_default();
+        self.written
+            .lock()
+            .ok()
+            .and_then(|w| {
+                w.get(&ObjectRef::from_obj(cluster))
+                    .filter(|(written_uid, _)| *written_uid == uid)
+                    .map(|(_, status)| status.clone())
+            })
+            .or_else(|| cluster.status.clone())
+            .unwrap_or_default()
+    }
+
+    fn remember_status(&self, cluster: &SqeCluster, status: SqeClusterStatus) {
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(
+                ObjectRef::from_obj(cluster),
+                (cluster.uid().unwrap_or_default(), status),
+            );
+        }
+    }
+
+    /// Drops what is remembered about clusters that no longer exist.
+    fn retain_statuses(&self, present: &std::collections::HashSet<ObjectRef<SqeCluster>>) {
+        if let Ok(mut w) = self.written.lock() {
+            w.retain(|key, _| present.contains(key));
+        }
+    }
+
+    fn forget_status(&self, cluster: &SqeCluster) {
+        if let Ok(mut w) = self.written.lock() {
+            w.remove(&ObjectRef::from_obj(cluster));
         }
     }
 
@@ -155,10 +199,16 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
     let store = controller.store();
     // clusters{phase} follows the cache, so deleted clusters leave the gauge.
     let gauge_store = store.clone();
-    let gauge_metrics = Arc::clone(&ctx.metrics);
+    let gauge_ctx = Arc::clone(&ctx);
     let scope = namespace.clone();
     tokio::spawn(async move {
         loop {
+            let present: std::collections::HashSet<ObjectRef<SqeCluster>> = gauge_store
+                .state()
+                .iter()
+                .map(|c| ObjectRef::from_obj(&**c))
+                .collect();
+            gauge_ctx.retain_statuses(&present);
             let phases: Vec<(String, String)> = gauge_store
                 .state()
                 .iter()
@@ -172,7 +222,7 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
                     )
                 })
                 .collect();
-            gauge_metrics.replace_phases(scope.as_deref(), phases);
+            gauge_ctx.metrics.replace_phases(scope.as_deref(), phases);
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
     });
@@ -349,12 +399,13 @@ async fn reconcile_cluster(
     // foreground delete (Argo CD's default prune) from ever completing.
     if cluster.metadata.deletion_timestamp.is_some() {
         ctx.metrics.set_phase(&format!("{namespace}/{name}"), None);
+        ctx.forget_status(cluster);
         return Ok((Action::await_change(), false));
     }
     let client = &ctx.client;
     let recorder = Recorder::new(client.clone(), ctx.reporter.clone());
     let reference = cluster.object_ref(&());
-    let previous = cluster.status.clone().unwrap_or_default();
+    let previous = ctx.previous_status(cluster);
     let names = Names::new(name, namespace);
 
     // read
@@ -455,6 +506,11 @@ async fn reconcile_cluster(
         desired_workers: desired.workers.as_ref(),
         coordinator: coordinator_obs.as_ref(),
         workers: workers_obs.as_ref(),
+        previous: previous
+            .rollout
+            .as_ref()
+            .and_then(|r| RolloutPhase::parse(&r.phase))
+            .unwrap_or(RolloutPhase::Idle),
     });
 
     // apply + sweep (not while paused)
@@ -730,6 +786,7 @@ async fn write_status(
     new_status: SqeClusterStatus,
 ) -> Result<(), Error> {
     if *previous == new_status {
+        ctx.remember_status(cluster, new_status);
         return Ok(());
     }
     let api: Api<SqeCluster> =
@@ -747,6 +804,7 @@ async fn write_status(
     .await
     .map_err(Error::PatchStatus)?;
     ctx.metrics.write("apply", "SqeCluster/status");
+    ctx.remember_status(cluster, new_status);
     Ok(())
 }
 

@@ -184,6 +184,10 @@ pub struct RolloutInput<'a> {
     pub desired_workers: Option<&'a TemplateFacts>,
     pub coordinator: Option<&'a DeploymentObservation>,
     pub workers: Option<&'a DeploymentObservation>,
+    /// The phase this operator last recorded. Old pods of an unchanged template belong to
+    /// our rollout only while one is in progress; otherwise someone else replaced them
+    /// (`kubectl rollout restart`, an evicted node) and there is nothing to report or hand on.
+    pub previous: RolloutPhase,
 }
 
 /// The next step: which Deployments to apply now, and what to report.
@@ -212,63 +216,71 @@ pub fn decide(input: RolloutInput<'_>) -> Step {
         .coordinator
         .filter(|c| !c.runs(desired_c))
         .map(|c| RolloutReason::between(&c.facts, desired_c));
+    let in_rollout = input.previous != RolloutPhase::Idle;
+    let mut workers_stalled = false;
 
     if let Some(desired_w) = input.desired_workers {
-        let workers_settled = match input.workers {
-            None => false,
-            Some(w) => w.runs(desired_w) && w.fully_rolled(),
-        };
+        let workers_settled = input
+            .workers
+            .is_some_and(|w| w.runs(desired_w) && w.fully_rolled());
         if !workers_settled {
-            let workers_reason = match input.workers {
-                Some(w) if !w.runs(desired_w) => Some(RolloutReason::between(&w.facts, desired_w)),
-                _ => coordinator_reason,
+            // Ours: a template to write, a Deployment to create, pods of our rollout still
+            // replacing, or a coordinator change waiting for the workers.
+            let ours = match input.workers {
+                None => true,
+                Some(w) if !w.runs(desired_w) => true,
+                Some(w) => {
+                    (w.has_old_pods() && input.previous == RolloutPhase::RollingWorkers)
+                        || coordinator_reason.is_some()
+                        || input.coordinator.is_none()
+                }
             };
-            let changing = input
-                .workers
-                .is_none_or(|w| !w.runs(desired_w) || w.has_old_pods());
-            let stalled = input.workers.is_some_and(|w| w.stalled);
-            // Scaling only (no old pods, nothing to hand to the coordinator): not a rollout.
-            if !changing && coordinator_reason.is_none() && input.coordinator.is_some() {
+            if ours {
+                let workers_reason = match input.workers {
+                    Some(w) if !w.runs(desired_w) => {
+                        Some(RolloutReason::between(&w.facts, desired_w))
+                    }
+                    _ => coordinator_reason,
+                };
                 return Step {
-                    phase: RolloutPhase::Idle,
+                    phase: RolloutPhase::RollingWorkers,
                     apply_workers: true,
-                    apply_coordinator: true,
-                    reason: None,
-                    stalled: stalled.then_some(StalledPart::Workers),
+                    // A missing coordinator has no live template to keep.
+                    apply_coordinator: input.coordinator.is_none(),
+                    reason: workers_reason,
+                    stalled: input
+                        .workers
+                        .is_some_and(|w| w.stalled)
+                        .then_some(StalledPart::Workers),
                 };
             }
-            return Step {
-                phase: RolloutPhase::RollingWorkers,
-                apply_workers: true,
-                // A missing coordinator has no live template to keep.
-                apply_coordinator: input.coordinator.is_none(),
-                reason: workers_reason,
-                stalled: stalled.then_some(StalledPart::Workers),
-            };
+            // Scaling, or someone else's restart: not a rollout; the coordinator has nothing
+            // to wait for.
+            workers_stalled = input.workers.is_some_and(|w| w.stalled);
         }
     }
 
-    match input.coordinator {
-        None => Step {
-            phase: RolloutPhase::RollingCoordinator,
-            apply_workers: true,
-            apply_coordinator: true,
-            reason: None,
-            stalled: None,
-        },
-        Some(c) if !c.runs(desired_c) || c.has_old_pods() => Step {
-            phase: RolloutPhase::RollingCoordinator,
-            apply_workers: true,
-            apply_coordinator: true,
-            reason: coordinator_reason,
-            stalled: c.stalled.then_some(StalledPart::Coordinator),
-        },
-        Some(c) => Step {
-            phase: RolloutPhase::Idle,
-            apply_workers: true,
-            apply_coordinator: true,
-            reason: None,
-            stalled: c.stalled.then_some(StalledPart::Coordinator),
+    let (phase, reason, coordinator_stalled) = match input.coordinator {
+        None => (RolloutPhase::RollingCoordinator, None, false),
+        Some(c) if !c.runs(desired_c) => (
+            RolloutPhase::RollingCoordinator,
+            coordinator_reason,
+            c.stalled,
+        ),
+        Some(c) if c.has_old_pods() && in_rollout => {
+            (RolloutPhase::RollingCoordinator, None, c.stalled)
+        }
+        Some(c) => (RolloutPhase::Idle, None, c.stalled),
+    };
+    Step {
+        phase,
+        apply_workers: true,
+        apply_coordinator: true,
+        reason,
+        stalled: if workers_stalled {
+            Some(StalledPart::Workers)
+        } else {
+            coordinator_stalled.then_some(StalledPart::Coordinator)
         },
     }
 }
@@ -360,6 +372,7 @@ mod tests {
 
     struct Row {
         name: &'static str,
+        previous: RolloutPhase,
         desired_c: TemplateFacts,
         desired_w: Option<TemplateFacts>,
         coordinator: Option<DeploymentObservation>,
@@ -378,6 +391,7 @@ mod tests {
             // ---- distributed: phase × observation ----
             Row {
                 name: "new cluster: create both",
+                previous: Idle,
                 desired_c: v1(),
                 desired_w: Some(v1()),
                 coordinator: None,
@@ -389,6 +403,7 @@ mod tests {
             },
             Row {
                 name: "Idle, nothing changed",
+                previous: Idle,
                 desired_c: v1(),
                 desired_w: Some(v1()),
                 coordinator: Some(settled(v1(), 1)),
@@ -400,6 +415,7 @@ mod tests {
             },
             Row {
                 name: "Idle -> RollingWorkers: image changed, coordinator keeps its template",
+                previous: Idle,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v1(), 1)),
@@ -411,6 +427,7 @@ mod tests {
             },
             Row {
                 name: "RollingWorkers: template applied, controller not caught up",
+                previous: RollingWorkers,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v1(), 1)),
@@ -422,6 +439,7 @@ mod tests {
             },
             Row {
                 name: "RollingWorkers: old worker pods remain",
+                previous: RollingWorkers,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v1(), 1)),
@@ -433,6 +451,7 @@ mod tests {
             },
             Row {
                 name: "RollingWorkers: stalled -> Degraded, coordinator untouched",
+                previous: RollingWorkers,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v1(), 1)),
@@ -444,6 +463,7 @@ mod tests {
             },
             Row {
                 name: "RollingWorkers -> RollingCoordinator: workers fully rolled",
+                previous: RollingWorkers,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v1(), 1)),
@@ -455,6 +475,7 @@ mod tests {
             },
             Row {
                 name: "RollingCoordinator: coordinator template applied, pods rolling",
+                previous: RollingCoordinator,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(rolling(v2_image(), 1)),
@@ -466,6 +487,7 @@ mod tests {
             },
             Row {
                 name: "RollingCoordinator: stalled coordinator",
+                previous: RollingCoordinator,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(stalled(v2_image(), 1)),
@@ -477,6 +499,7 @@ mod tests {
             },
             Row {
                 name: "RollingCoordinator -> Idle: coordinator rolled",
+                previous: RollingCoordinator,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v2_image(), 1)),
@@ -488,6 +511,7 @@ mod tests {
             },
             Row {
                 name: "config change rolls workers first",
+                previous: Idle,
                 desired_c: facts("t3", "sqe:1", "c2", "s1", None),
                 desired_w: Some(facts("t3", "sqe:1", "c2", "s1", None)),
                 coordinator: Some(settled(v1(), 1)),
@@ -499,6 +523,7 @@ mod tests {
             },
             Row {
                 name: "secret change rolls workers first",
+                previous: Idle,
                 desired_c: facts("t4", "sqe:1", "c1", "s2", None),
                 desired_w: Some(facts("t4", "sqe:1", "c1", "s2", None)),
                 coordinator: Some(settled(v1(), 1)),
@@ -510,6 +535,7 @@ mod tests {
             },
             Row {
                 name: "restart request rolls workers first",
+                previous: Idle,
                 desired_c: facts("t5", "sqe:1", "c1", "s1", Some("r1")),
                 desired_w: Some(facts("t5", "sqe:1", "c1", "s1", Some("r1"))),
                 coordinator: Some(settled(v1(), 1)),
@@ -521,6 +547,7 @@ mod tests {
             },
             Row {
                 name: "a coordinator-only change rolls the coordinator at once",
+                previous: Idle,
                 desired_c: facts("t6", "sqe:1", "c1", "s1", None),
                 desired_w: Some(v1()),
                 coordinator: Some(settled(v1(), 1)),
@@ -532,6 +559,7 @@ mod tests {
             },
             Row {
                 name: "scaling workers is not a rollout",
+                previous: Idle,
                 desired_c: v1(),
                 desired_w: Some(v1()),
                 coordinator: Some(settled(v1(), 1)),
@@ -543,6 +571,7 @@ mod tests {
             },
             Row {
                 name: "scaling while a change waits: the coordinator waits for all workers",
+                previous: Idle,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v1(), 1)),
@@ -554,6 +583,7 @@ mod tests {
             },
             Row {
                 name: "worker Deployment deleted: recreate it, keep the coordinator",
+                previous: Idle,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: Some(settled(v1(), 1)),
@@ -565,6 +595,7 @@ mod tests {
             },
             Row {
                 name: "coordinator Deployment deleted mid-rollout: recreate it",
+                previous: RollingWorkers,
                 desired_c: v2_image(),
                 desired_w: Some(v2_image()),
                 coordinator: None,
@@ -576,6 +607,7 @@ mod tests {
             },
             Row {
                 name: "coordinator deleted, workers settled: recreate it",
+                previous: Idle,
                 desired_c: v1(),
                 desired_w: Some(v1()),
                 coordinator: None,
@@ -585,9 +617,82 @@ mod tests {
                 reason: None,
                 stalled: None,
             },
+            Row {
+                name: "a worker-only change: RollingWorkers while old worker pods remain",
+                previous: RollingWorkers,
+                desired_c: v1(),
+                desired_w: Some(facts("t7", "sqe:1", "c1", "s1", None)),
+                coordinator: Some(settled(v1(), 1)),
+                workers: Some(rolling(facts("t7", "sqe:1", "c1", "s1", None), 2)),
+                phase: RollingWorkers,
+                apply_coordinator: false,
+                reason: None,
+                stalled: None,
+            },
+            Row {
+                name: "a worker-only change done: Idle",
+                previous: RollingWorkers,
+                desired_c: v1(),
+                desired_w: Some(facts("t7", "sqe:1", "c1", "s1", None)),
+                coordinator: Some(settled(v1(), 1)),
+                workers: Some(settled(facts("t7", "sqe:1", "c1", "s1", None), 2)),
+                phase: Idle,
+                apply_coordinator: true,
+                reason: None,
+                stalled: None,
+            },
+            Row {
+                name: "kubectl rollout restart of the workers is not our rollout",
+                previous: Idle,
+                desired_c: v1(),
+                desired_w: Some(v1()),
+                coordinator: Some(settled(v1(), 1)),
+                workers: Some(rolling(v1(), 2)),
+                phase: Idle,
+                apply_coordinator: true,
+                reason: None,
+                stalled: None,
+            },
+            Row {
+                name: "someone else's worker restart that stalls still shows as Degraded",
+                previous: Idle,
+                desired_c: v1(),
+                desired_w: Some(v1()),
+                coordinator: Some(settled(v1(), 1)),
+                workers: Some(stalled(v1(), 2)),
+                phase: Idle,
+                apply_coordinator: true,
+                reason: None,
+                stalled: Some(StalledPart::Workers),
+            },
+            Row {
+                name: "kubectl rollout restart of the coordinator is not our rollout",
+                previous: Idle,
+                desired_c: v1(),
+                desired_w: Some(v1()),
+                coordinator: Some(rolling(v1(), 1)),
+                workers: Some(settled(v1(), 2)),
+                phase: Idle,
+                apply_coordinator: true,
+                reason: None,
+                stalled: None,
+            },
+            Row {
+                name: "a change arriving during someone else's worker restart waits for it",
+                previous: Idle,
+                desired_c: v2_image(),
+                desired_w: Some(v2_image()),
+                coordinator: Some(settled(v1(), 1)),
+                workers: Some(rolling(v1(), 2)),
+                phase: RollingWorkers,
+                apply_coordinator: false,
+                reason: Some(ImageChanged),
+                stalled: None,
+            },
             // ---- hybrid: only a coordinator ----
             Row {
                 name: "hybrid: new cluster",
+                previous: Idle,
                 desired_c: v1(),
                 desired_w: None,
                 coordinator: None,
@@ -599,6 +704,7 @@ mod tests {
             },
             Row {
                 name: "hybrid: image change rolls the coordinator",
+                previous: Idle,
                 desired_c: v2_image(),
                 desired_w: None,
                 coordinator: Some(settled(v1(), 1)),
@@ -609,7 +715,32 @@ mod tests {
                 stalled: None,
             },
             Row {
+                name: "hybrid: kubectl rollout restart is not our rollout",
+                previous: Idle,
+                desired_c: v1(),
+                desired_w: None,
+                coordinator: Some(rolling(v1(), 1)),
+                workers: None,
+                phase: Idle,
+                apply_coordinator: true,
+                reason: None,
+                stalled: None,
+            },
+            Row {
+                name: "hybrid: our rollout continues while old pods remain",
+                previous: RollingCoordinator,
+                desired_c: v2_image(),
+                desired_w: None,
+                coordinator: Some(rolling(v2_image(), 1)),
+                workers: None,
+                phase: RollingCoordinator,
+                apply_coordinator: true,
+                reason: None,
+                stalled: None,
+            },
+            Row {
                 name: "hybrid: idle",
+                previous: Idle,
                 desired_c: v1(),
                 desired_w: None,
                 coordinator: Some(settled(v1(), 1)),
@@ -626,6 +757,7 @@ mod tests {
                 desired_workers: row.desired_w.as_ref(),
                 coordinator: row.coordinator.as_ref(),
                 workers: row.workers.as_ref(),
+                previous: row.previous,
             });
             assert_eq!(step.phase, row.phase, "{}: phase", row.name);
             assert!(step.apply_workers, "{}: workers always applied", row.name);

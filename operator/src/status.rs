@@ -187,7 +187,10 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                 RolloutPhase::RollingCoordinator => {
                     ("RollingCoordinator", "rolling the coordinator")
                 }
-                RolloutPhase::Idle if progressing => ("Scaling", "pods are starting"),
+                RolloutPhase::Idle if progressing => (
+                    "PodsChanging",
+                    "pods are starting or being replaced outside a rollout (scaling, kubectl rollout restart)",
+                ),
                 RolloutPhase::Idle => ("UpToDate", "every part runs the desired template"),
             };
             set(PROGRESSING, progressing, p_reason, p_message.into());
