@@ -23,7 +23,7 @@ build: ## build every binary (release)
 run: build ## start sqe-server on 127.0.0.1 with the TPC-H sample (data in ./sqe-data)
 	$(BIN)/sqe-server --data-dir $(DATA_DIR)
 
-test: lint check-crds test-rust test-clients ## lint, CRD drift, unit + SQL + operator tests, real clients (operator e2e: make e2e)
+test: lint check-crds test-rust test-clients e2e ## lint, CRD drift, unit + SQL + operator tests, real clients, operator e2e on a local control plane
 
 test-rust: ## unit tests and the sqllogictest suite
 	$(CARGO) test --release --workspace

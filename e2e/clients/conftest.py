@@ -54,7 +54,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed:
         started = item.stash.get(_START, 0.0)
         for s in SqeServer.instances:
-            if s.started_at is None or (s.stopped_at is not None and s.stopped_at < started):
+            if not s.ran_since(started):
                 continue
             report.sections.append((f"sqe-server log ({s.name}, {s.uri})", s.log_tail()))
     return report

@@ -122,21 +122,26 @@ def wait_for(
     what: str,
     interval: float = 0.05,
 ) -> Any:
-    """Polls `predicate` until it returns a truthy value (returned) or `timeout` seconds pass."""
+    """Polls `predicate` until it returns a truthy value (returned) or `timeout` seconds pass.
+
+    Exceptions other than AssertionError count as "not yet"; the last one (or the last falsy
+    value) is reported."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
+    last_value: Any = None
     while True:
         try:
             value = predicate()
             if value:
                 return value
+            last_value = value
             last_exc = None
         except AssertionError:
             raise
         except Exception as e:  # noqa: BLE001 - the predicate may fail until the condition holds
             last_exc = e
         if time.monotonic() >= deadline:
-            detail = f" (last error: {last_exc!r})" if last_exc else ""
+            detail = f" (last error: {last_exc!r})" if last_exc else f" (last value: {last_value!r})"
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(interval)
 
@@ -403,11 +408,65 @@ class LongQuery:
 # The server process
 
 
+class LoggedProcess:
+    """A child process started by a test, its output appended to `log_path`: what the server and
+    operator harnesses share (stopping it, reading its log, telling whether it ran during a test)."""
+
+    proc: subprocess.Popen | None
+    log_path: Path
+    started_at: float | None
+    stopped_at: float | None
+    returncode: int | None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.returncode = self.proc.wait()
+        self.stopped_at = self.stopped_at or time.monotonic()
+
+    def ran_since(self, t: float) -> bool:
+        """Whether the process was up at some point after monotonic time `t`."""
+        return self.started_at is not None and (self.stopped_at is None or self.stopped_at >= t)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 80) -> str:
+        tail = self.log_text().splitlines()[-lines:]
+        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
+
+    def log_offset(self) -> int:
+        """The log's size now: pass it to `log_since` to read only what comes after."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+
 class ServerStartError(AssertionError):
     pass
 
 
-class SqeServer:
+class SqeServer(LoggedProcess):
     """One `sqe-server` process on free loopback ports.
 
     `data_dir=None` makes a fresh data directory under `base_dir`; pass an existing one to
@@ -554,10 +613,6 @@ class SqeServer:
                 )
             time.sleep(0.1)
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
     def terminate(self) -> None:
         """Sends SIGTERM (the start of a graceful drain)."""
         assert self.proc is not None
@@ -588,24 +643,6 @@ class SqeServer:
         self.returncode = self.proc.wait()
         self.stopped_at = self.stopped_at or time.monotonic()
         return self.returncode
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.returncode = self.proc.wait()
-            self.stopped_at = time.monotonic()
-
-    # ---- logs
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 80) -> str:
-        tail = self.log_text().splitlines()[-lines:]
-        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
 
     # ---- HTTP endpoints
 

@@ -86,7 +86,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.failed:
         started = item.stash.get(_START, 0.0)
         for op in OperatorProcess.instances:
-            if op.started_at is None or (op.stopped_at is not None and op.stopped_at < started):
+            if not op.ran_since(started):
                 continue
             report.sections.append((f"operator log ({op.identity})", op.log_tail(80)))
         ns = item.stash.get(_NS, None)

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqe_harness import REPO_ROOT, base_env, free_ports, http_get, metric_sum, parse_metrics
+from sqe_harness import REPO_ROOT, LoggedProcess, base_env, free_ports, http_get, metric_sum, parse_metrics
+from sqe_harness import wait_for as _wait_for
 
 GROUP = "sqe.dev"
 API_VERSION = "sqe.dev/v1alpha1"
@@ -47,27 +48,8 @@ def operator_binary() -> Path:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Polls `predicate` until it returns a truthy value (returned) or `timeout` seconds pass.
-
-    Exceptions other than AssertionError count as "not yet"; the last one is reported."""
-    deadline = time.monotonic() + timeout
-    last_exc: BaseException | None = None
-    last_value: Any = None
-    while True:
-        try:
-            value = predicate()
-            if value:
-                return value
-            last_value = value
-            last_exc = None
-        except AssertionError:
-            raise
-        except Exception as e:  # noqa: BLE001 - the predicate may fail until the condition holds
-            last_exc = e
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_exc!r})" if last_exc else f" (last value: {last_value!r})"
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
-        time.sleep(interval)
+    """`sqe_harness.wait_for`, polling less often: each poll here usually runs kubectl."""
+    return _wait_for(predicate, timeout, what, interval)
 
 
 def assert_stays(check: Callable[[], Any], seconds: float, what: str, interval: float = 0.5) -> None:
@@ -317,7 +299,7 @@ def describe_requests(events: list[dict]) -> str:
 # The operator process
 
 
-class OperatorProcess:
+class OperatorProcess(LoggedProcess):
     """One `sqe-operator run` process on a free 127.0.0.1 port, running under the operator's own
     identity (its kubeconfig). Output goes to `log_path` (appended across restarts)."""
 
@@ -332,6 +314,7 @@ class OperatorProcess:
         self.port: int | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
+        self.returncode: int | None = None
         OperatorProcess.instances.append(self)
 
     def command(self) -> list[str]:
@@ -376,22 +359,6 @@ class OperatorProcess:
         except OSError:
             return False
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    def kill(self) -> None:
-        """SIGKILL: no lease release, no clean shutdown."""
-        if self.running:
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        self.stopped_at = time.monotonic()
-
     def stop(self, timeout: float = 20) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`. Returns the exit code."""
         if self.proc is None:
@@ -418,31 +385,10 @@ class OperatorProcess:
         """`sqe_operator_api_writes_total`, summed over the labels not given."""
         return self.metric("sqe_operator_api_writes_total", **labels)
 
-    def log_offset(self) -> int:
-        try:
-            return self.log_path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def log_since(self, offset: int) -> str:
-        with open(self.log_path, "rb") as f:
-            f.seek(offset)
-            return f.read().decode(errors="replace")
-
     def reconcile_failures(self, offset: int, namespace: str) -> list[str]:
         """`reconcile failed` log lines about clusters in `namespace` written after `offset`."""
         return [line for line in self.log_since(offset).splitlines()
                 if "reconcile failed" in line and f'namespace="{namespace}"' in line]
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        tail = self.log_text().splitlines()[-lines:]
-        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
 
 
 # --------------------------------------------------------------------------------------------

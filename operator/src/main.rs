@@ -74,29 +74,25 @@ struct RunArgs {
     concurrency: u16,
 }
 
+/// Prints a rendered document to stdout, or the error to stderr with a failing exit code.
+fn print_or_fail<E: std::fmt::Display>(result: Result<String, E>) -> ExitCode {
+    match result {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sqe-operator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => match crd::crd_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("sqe-operator: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Render { file, namespace } => match render(&file, &namespace) {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("sqe-operator: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Crd => print_or_fail(crd::crd_yaml()),
+        Command::Render { file, namespace } => print_or_fail(render(&file, &namespace)),
         Command::Run(args) => {
             telemetry::init_logging(&args.log_format);
             // Both rustls providers are linked in the workspace; the operator's client uses ring.
