@@ -197,20 +197,18 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: Option<String>, concur
     };
     let controller = Controller::new(clusters, watcher::Config::default());
     let store = controller.store();
-    // clusters{phase} follows the cache, so deleted clusters leave the gauge.
+    // clusters{phase} follows the cache, so deleted clusters leave the gauge (and the
+    // remembered statuses).
     let gauge_store = store.clone();
     let gauge_ctx = Arc::clone(&ctx);
     let scope = namespace.clone();
     tokio::spawn(async move {
         loop {
-            let present: std::collections::HashSet<ObjectRef<SqeCluster>> = gauge_store
-                .state()
-                .iter()
-                .map(|c| ObjectRef::from_obj(&**c))
-                .collect();
+            let clusters = gauge_store.state();
+            let present: std::collections::HashSet<ObjectRef<SqeCluster>> =
+                clusters.iter().map(|c| ObjectRef::from_obj(&**c)).collect();
             gauge_ctx.retain_statuses(&present);
-            let phases: Vec<(String, String)> = gauge_store
-                .state()
+            let phases: Vec<(String, String)> = clusters
                 .iter()
                 .map(|c| {
                     (
