@@ -115,3 +115,30 @@ def test_deleted_children_are_recreated(kc: Kubectl, ns: str) -> None:
     now = c.deployment(c.coordinator)
     assert now["metadata"]["generation"] == coordinator["metadata"]["generation"]
     assert now["metadata"]["uid"] == coordinator["metadata"]["uid"]
+
+
+def test_hand_edits_of_rendered_fields_are_reverted(kc: Kubectl, ns: str) -> None:
+    """`kubectl edit` of a field the operator renders is put back (the edit is a watch event of
+    an owned object); fields the operator does not render are left alone."""
+    c = create_cluster(kc, ns, "drift", distributed_spec(replicas=2))
+    config = f"{c.name}-config"
+    rendered_toml = kc.get("configmap", config, ns)["data"]["sqe.toml"]
+    workers_resources = c.deployment(c.workers)["spec"]["template"]["spec"]["containers"][0]["resources"]
+
+    ports = kc.get("service", c.coordinator, ns)["spec"]["ports"]
+    metrics = next(i for i, p in enumerate(ports) if p["name"] == "metrics")
+    kc.run("patch", "service", c.coordinator, "-n", ns, "--type", "json",
+           "-p", f'[{{"op":"replace","path":"/spec/ports/{metrics}/targetPort","value":9999}}]')
+    kc.run("patch", "configmap", config, "-n", ns, "--type", "merge",
+           "-p", '{"data":{"sqe.toml":"# edited by hand\\n"},"metadata":{"labels":{"team":"data"}}}')
+    kc.run("set", "resources", f"deployment/{c.workers}", "-n", ns, "-c", "sqe", "--limits=cpu=8")
+
+    wait_for(lambda: kc.get("service", c.coordinator, ns)["spec"]["ports"] == ports, 30,
+             "the Service's metrics targetPort put back")
+    wait_for(lambda: kc.get("configmap", config, ns)["data"]["sqe.toml"] == rendered_toml, 30,
+             "the rendered sqe.toml put back")
+    wait_for(lambda: c.deployment(c.workers)["spec"]["template"]["spec"]["containers"][0]["resources"]
+             == workers_resources, 30, "the worker resources put back")
+    # A label the operator does not render stays.
+    assert kc.get("configmap", config, ns)["metadata"]["labels"].get("team") == "data"
+    assert c.wait_settled(60)["status"]["workers"]["ready"] == "2/2"

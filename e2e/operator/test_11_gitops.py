@@ -51,7 +51,9 @@ def test_reapply_is_a_no_op_and_an_idle_operator_writes_nothing(
                             storage={"s3Endpoint": "http://minio.lakehouse.svc:9000", "s3Region": "us-east-1"},
                             config={"coordinator": {"target_partitions": 8, "log_level": "info,sqe_engine=debug"}},
                             networkPolicy={"allowedClients": [{"podSelector": {"matchLabels": {"sqe-client": "true"}}}]},
-                            coordinator={"resources": {"limits": {"memory": "4Gi"}}})
+                            coordinator={"resources": {"limits": {"memory": "4Gi"}}},
+                            # Stored canonically by the API server ("1"): must not look like drift.
+                            workers={"resources": {"requests": {"cpu": "1000m"}}})
     manifest = cluster_manifest("gitops", ns, spec)
     path = tmp_path / "gitops.json"
     path.write_text(json.dumps(manifest))

@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod crd;
+pub mod drift;
 pub mod engine_config;
 pub mod labels;
 pub mod leader;

@@ -33,6 +33,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::build::{self, BuildContext, ChildKind, Desired};
 use crate::crd::{ClusterMode, SqeCluster, SqeClusterStatus};
+use crate::drift;
 use crate::labels::{self, FIELD_MANAGER, Names, Role};
 use crate::rollout::{self, DeploymentObservation, RolloutInput, RolloutPhase, StalledPart};
 use crate::status::{self, Outcome, StatusInput};
@@ -725,13 +726,23 @@ async fn apply_children(
                 continue;
             }
         }
-        let current_hash = live
-            .get(&(child.kind, child.name.clone()))
+        let live_child = live.get(&(child.kind, child.name.clone()));
+        let current_hash = live_child
             .and_then(|o| o.pointer("/metadata/annotations"))
             .and_then(|a| a.get(labels::ANNOTATION_APPLIED_HASH))
             .and_then(Value::as_str);
-        if current_hash == Some(child.applied_hash.as_str()) {
-            continue;
+        if let Some(live_child) = live_child
+            && current_hash == Some(child.applied_hash.as_str())
+        {
+            match drift::first_difference(&child.object, live_child) {
+                None => continue,
+                Some(field) => info!(
+                    kind = child.kind.kind(),
+                    object = %child.name,
+                    field = %field,
+                    "changed outside the operator; applying the rendered value again"
+                ),
+            }
         }
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &api_resource(child.kind));
