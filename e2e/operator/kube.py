@@ -536,12 +536,16 @@ class Cluster:
 
     def settled(self, distributed: bool = True) -> dict | None:
         """The object if the operator caught up with the current generation, the cluster is
-        Ready, no rollout is going on and every Deployment is fully rolled; else None."""
+        Ready, no rollout is going on, every Deployment is fully rolled and the operator has
+        seen that too (Progressing=False, so the replica counts in status are current); else
+        None."""
         obj = self.get()
         st = obj.get("status") or {}
         if st.get("observedGeneration") != obj["metadata"]["generation"]:
             return None
         if not is_true(obj, "Ready") or (st.get("rollout") or {}).get("phase") != "Idle":
+            return None
+        if is_true(obj, "Progressing"):
             return None
         if st.get("phase") != "Running":
             return None
