@@ -408,6 +408,17 @@ class LongQuery:
 # The server process
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, then SIGKILL if `proc` is still running `timeout` seconds later; the exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait()
+
+
 class LoggedProcess:
     """A child process started by a test, its output appended to `log_path`: what the server and
     operator harnesses share (stopping it, reading its log, telling whether it ran during a test)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sqe_harness import SqeServer, free_ports, run, rows, scalar, unique, wait_for, wait_for_scalar
+from sqe_harness import SqeServer, free_ports, rows, run, scalar, terminate, unique, wait_for, wait_for_scalar
 
 KEY, SECRET = "sqe-test-key", "sqe-test-secret"
 
@@ -104,11 +104,7 @@ s3_access_key_id = "{KEY}"
 """
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc, 20)
         self.log.close()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -21,7 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqe_harness import REPO_ROOT, LoggedProcess, base_env, free_ports, http_get, metric_sum, parse_metrics
+from sqe_harness import (
+    REPO_ROOT,
+    LoggedProcess,
+    base_env,
+    free_ports,
+    http_get,
+    metric_sum,
+    parse_metrics,
+    terminate,
+)
 from sqe_harness import wait_for as _wait_for
 
 GROUP = "sqe.dev"
@@ -221,13 +229,7 @@ class Watch:
         wait_for(lambda: wanted <= {e.name for e in self.snapshot()}, timeout, f"watch to list {sorted(wanted)}")
 
     def stop(self) -> list[WatchEvent]:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        terminate(self._proc, 5)
         self._thread.join(5)
         return self.snapshot()
 
@@ -363,15 +365,9 @@ class OperatorProcess(LoggedProcess):
         """SIGTERM, then SIGKILL after `timeout`. Returns the exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.returncode = terminate(self.proc, timeout)
         self.stopped_at = self.stopped_at or time.monotonic()
-        return self.proc.returncode
+        return self.returncode
 
     def metrics(self) -> list[tuple[str, dict[str, str], float]]:
         status, body = http_get(f"http://127.0.0.1:{self.port}/metrics", timeout=5)

@@ -6,39 +6,50 @@
 //! rendered value. Fields the API server or other tools add (defaults, a `kubectl rollout
 //! restart` annotation, status) are not the operator's and do not count.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::validate::parse_quantity;
 
 /// The path of the first rendered field whose live value differs, e.g.
 /// `spec.ports[0].port`; `None` when the live object still holds everything rendered.
 pub fn first_difference(desired: &Value, live: &Value) -> Option<String> {
-    // apiVersion and kind identify the object; items of a LIST do not repeat them.
-    let Value::Object(fields) = desired else {
-        return difference(desired, live, String::new());
-    };
-    let mut desired = fields.clone();
-    desired.remove("apiVersion");
-    desired.remove("kind");
-    difference(&Value::Object(desired), live, String::new())
+    match (desired, live) {
+        // apiVersion and kind identify the object; items of a LIST do not repeat them.
+        (Value::Object(want), Value::Object(have)) => fields_difference(
+            want.iter()
+                .filter(|(key, _)| *key != "apiVersion" && *key != "kind"),
+            have,
+            "",
+        ),
+        _ => difference(desired, live, String::new()),
+    }
+}
+
+/// The first of `want`'s fields that `have` lacks or holds with another value.
+fn fields_difference<'a>(
+    mut want: impl Iterator<Item = (&'a String, &'a Value)>,
+    have: &Map<String, Value>,
+    path: &str,
+) -> Option<String> {
+    want.find_map(|(key, value)| {
+        let field = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        match have.get(key) {
+            Some(live_value) => difference(value, live_value, field),
+            None if is_empty(value) => None,
+            None => Some(field),
+        }
+    })
 }
 
 fn difference(desired: &Value, live: &Value, path: String) -> Option<String> {
     match (desired, live) {
         // Rendered as "unset": whatever the API server filled in is fine.
         (Value::Null, _) => None,
-        (Value::Object(want), Value::Object(have)) => want.iter().find_map(|(key, value)| {
-            let field = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            match have.get(key) {
-                Some(live_value) => difference(value, live_value, field),
-                None if is_empty(value) => None,
-                None => Some(field),
-            }
-        }),
+        (Value::Object(want), Value::Object(have)) => fields_difference(want.iter(), have, &path),
         (Value::Array(want), Value::Array(have)) if want.len() == have.len() => want
             .iter()
             .zip(have)
