@@ -12,7 +12,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 BIN        := $(TARGET_DIR)/release
 DATA_DIR   ?= ./sqe-data
 
-.PHONY: help build run test test-rust test-slt test-clients lint fmt bench venv clean-data crds check-crds render-samples bench-operator
+.PHONY: operator-bin help build run test test-rust test-slt test-clients lint fmt bench venv clean-data crds check-crds render-samples bench-operator
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,9 +29,9 @@ test-rust: ## unit tests and the sqllogictest suite
 	$(CARGO) test --release --workspace
 
 test-slt: ## only the sqllogictest suite (SQE_SLT_FILTER=name to pick files)
-	$(CARGO) test --release -p sqe-engine --test sqllogictests
+	$(CARGO) test --release -p sqe-core --test sqllogictests
 
-test-clients: build venv ## ADBC / pyarrow / sqe-cli against the real sqe-server binary
+test-clients: build venv trino-stack ## ADBC, pyarrow, sqe-cli, the trino client, JDBC drivers, the Trino CLI and a real Trino against the real sqe-server
 	SQE_SERVER_BIN=$(abspath $(BIN))/sqe-server SQE_CLI_BIN=$(abspath $(BIN))/sqe-cli \
 		$(VENV)/bin/pytest -q e2e/clients
 
@@ -50,18 +50,24 @@ $(VENV)/.ok: $(REQS)
 	$(VENV)/bin/pip install -q -r $(REQS)
 	touch $@
 
-bench: build venv ## TPC-H SF1: SQE (Flight SQL) vs DuckDB on the same data; table in target/bench/
+bench: build venv trino-stack ## TPC-H SF1: SQE (Flight SQL) vs DuckDB on the same data, and lineitem through Flight SQL, SQE's Trino protocol and a real Trino; tables in target/bench/
 	$(VENV)/bin/python bench/tpch_bench.py --sqe-server $(BIN)/sqe-server --scale $${SCALE:-1}
 
 bench-operator: build k8s-binaries ## 200 SqeClusters at once on a local control plane: time to Ready, RSS, CPU, API writes
 	$(PYTHON) bench/operator_bench.py --clusters $${CLUSTERS:-200}
 
-crds: build ## regenerate crds/sqecluster.yaml from the operator's Rust types
+# the CRD is the operator's: building only its binary keeps `make crds` off the engine's build
+# (--workspace keeps the features, and so the compiled dependencies, those of the full build)
+OPERATOR_BIN := $(BIN)/sqe-operator
+operator-bin:
+	$(CARGO) build --release --workspace --bin sqe-operator
+
+crds: operator-bin ## regenerate crds/sqecluster.yaml from the operator's Rust types
 	@mkdir -p crds
 	$(BIN)/sqe-operator crd > crds/sqecluster.yaml
 	cp crds/sqecluster.yaml config/crd/sqecluster.yaml
 
-check-crds: build ## fail when crds/sqecluster.yaml drifts from the Rust types
+check-crds: operator-bin ## fail when crds/sqecluster.yaml drifts from the Rust types
 	@$(BIN)/sqe-operator crd | diff -u crds/sqecluster.yaml - \
 		|| { echo "crds/sqecluster.yaml is out of date: run 'make crds' and commit it"; exit 1; }
 	@cmp -s crds/sqecluster.yaml config/crd/sqecluster.yaml \
@@ -72,6 +78,9 @@ render-samples: build ## render every sample SqeCluster offline (what the operat
 
 clean-data: ## delete the local server's data directory
 	rm -rf $(DATA_DIR)
+
+# The real Trino reference server, the Trino CLI and the JDBC drivers the client tests use.
+include e2e/trino/trino.mk
 
 # `make cluster-up` also installs the CRD, starts the operator and applies a sample.
 CLUSTER_AFTER_UP ?= e2e/cluster/install-sqe.sh

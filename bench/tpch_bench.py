@@ -9,6 +9,10 @@
    number of threads. Results are compared row by row.
 4. Prints per-query medians, the SQE/DuckDB ratio, totals and geometric means, and writes the
    table to target/bench/ (markdown and JSON).
+5. The protocol line: `SELECT * FROM lineitem` fetched whole through Flight SQL (ADBC, Arrow),
+   through SQE's Trino protocol (raw HTTP, JSON pages decoded as a client does) and through a
+   real Trino 476's TPC-H connector (`tpch.sf<N>.lineitem`, generated on the fly) on this
+   machine: rows/s and MB/s (`--protocols-only` runs just this).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "e2e" / "clients"))
 QUERIES = ROOT / "bench" / "tpch"
 TABLES = ["nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem"]
 
@@ -100,9 +105,11 @@ class Sqe:
     def __init__(self, binary: Path, data_dir: Path, threads: int):
         self.port = free_port()
         self.health = free_port()
+        self.trino_port = free_port()
         env = dict(os.environ)
         env.update(
             SQE_COORDINATOR__FLIGHT_SQL_ADDR=f"127.0.0.1:{self.port}",
+            SQE_COORDINATOR__TRINO_HTTP_ADDR=f"127.0.0.1:{self.trino_port}",
             SQE_COORDINATOR__HEALTH_ADDR=f"127.0.0.1:{self.health}",
             SQE_METRICS__ADDR=f"127.0.0.1:{free_port()}",
             SQE_COORDINATOR__SAMPLE_DATA="false",
@@ -144,6 +151,90 @@ class Sqe:
         self.log.close()
 
 
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def trino_fetch(base: str, sql: str, headers: dict[str, str]) -> tuple[int, int, float]:
+    """Runs `sql` over the Trino protocol to the last page; returns (rows, bytes, seconds)."""
+    h = {"X-Trino-User": "bench", **headers}
+    start = time.perf_counter()
+    req = urllib.request.Request(f"{base}/v1/statement", data=sql.encode(), method="POST", headers=h)
+    rows = nbytes = 0
+    with _NO_PROXY.open(req, timeout=600) as r:
+        body = r.read()
+    while True:
+        nbytes += len(body)
+        page = json.loads(body)
+        if "error" in page:
+            raise SystemExit(f"Trino protocol query failed: {page['error']['message']}")
+        rows += len(page.get("data", ()))
+        if "nextUri" not in page:
+            break
+        with _NO_PROXY.open(urllib.request.Request(page["nextUri"], headers=h), timeout=600) as r:
+            body = r.read()
+    return rows, nbytes, time.perf_counter() - start
+
+
+def protocol_line(sqe: "Sqe", scale: float) -> list[dict]:
+    """`SELECT * FROM lineitem` fetched whole through each protocol (one warm-up, best of 2)."""
+    out = []
+    sql = "SELECT * FROM tpch.lineitem"
+
+    def best(f):
+        f()
+        return min((f() for _ in range(2)), key=lambda r: r[2])
+
+    def flight():
+        start = time.perf_counter()
+        table = sqe.run(sql)
+        return table.num_rows, table.nbytes, time.perf_counter() - start
+
+    for name, f in [
+        ("SQE, Flight SQL (ADBC, Arrow)", flight),
+        ("SQE, Trino protocol (JSON)", lambda: trino_fetch(f"http://127.0.0.1:{sqe.trino_port}", sql, {})),
+    ]:
+        rows, nbytes, secs = best(f)
+        out.append({"path": name, "rows": rows, "bytes": nbytes, "seconds": secs})
+        print(f"{name}: {rows} rows in {secs:.2f} s", flush=True)
+    try:
+        from trino_reference import TrinoReference, TrinoStackMissing, require_stack
+
+        require_stack(server=True)
+    except (ImportError, TrinoStackMissing) as e:
+        print(f"no real Trino for the protocol line ({e}); run `make trino-stack`", flush=True)
+        return out
+    ref_dir = Path(tempfile.mkdtemp(prefix="sqe-bench-trino-"))
+    ref = TrinoReference(ref_dir)
+    try:
+        ref.start()
+        schema = "tiny" if scale == 0.01 else f"sf{scale:g}"
+        rows, nbytes, secs = best(lambda: trino_fetch(ref.url, "SELECT * FROM lineitem", {"X-Trino-Catalog": "tpch", "X-Trino-Schema": schema}))
+        out.append({"path": f"Trino 476, TPC-H connector (tpch.{schema}, JSON)", "rows": rows, "bytes": nbytes, "seconds": secs})
+        print(f"Trino 476: {rows} rows in {secs:.2f} s", flush=True)
+    finally:
+        ref.stop()
+        shutil.rmtree(ref_dir, ignore_errors=True)
+    return out
+
+
+def protocol_table(results: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "## Fetching all of lineitem, per protocol",
+        "",
+        "| path | rows | seconds | rows/s | MB/s |",
+        "|------|-----:|--------:|-------:|-----:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['path']} | {r['rows']} | {r['seconds']:.2f} | {r['rows'] / r['seconds']:,.0f} | "
+            f"{r['bytes'] / r['seconds'] / 1e6:,.1f} |"
+        )
+    lines.append("")
+    lines.append("MB are Arrow in-memory bytes for Flight SQL and JSON bytes on the wire for the Trino protocol.")
+    return lines
+
+
 def rss_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -161,6 +252,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--queries", default="1-22", help="e.g. 1-22 or 1,3,6")
+    ap.add_argument("--protocols-only", action="store_true", help="only the protocol line")
     args = ap.parse_args()
 
     selected: list[int] = []
@@ -204,6 +296,10 @@ def main() -> int:
         sqe.conn.commit()
         load_s = time.perf_counter() - t0
         print(f"loaded {total_rows} rows in {load_s:.1f} s", flush=True)
+
+        protocols = protocol_line(sqe, args.scale)
+        if args.protocols_only:
+            selected = []
 
         duck = duckdb.connect()
         duck.execute(f"SET threads TO {args.threads}")
@@ -256,6 +352,12 @@ def main() -> int:
     def geomean(xs):
         return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
+    if not results:
+        report = "\n".join(protocol_table(protocols)) + "\n"
+        print(report)
+        (out_dir / f"protocols-{sf_tag}.md").write_text(report)
+        return 0
+
     sqe_total = sum(r["sqe_s"] for r in results.values())
     duck_total = sum(r["duckdb_s"] for r in results.values())
     sqe_gm = geomean([r["sqe_s"] for r in results.values()])
@@ -282,6 +384,7 @@ def main() -> int:
         f"| **total** | {sqe_total*1000:.0f} | {duck_total*1000:.0f} | {sqe_total/duck_total:.2f} | | |",
         f"| **geomean** | {sqe_gm*1000:.1f} | {duck_gm*1000:.1f} | {sqe_gm/duck_gm:.2f} | | |",
     ]
+    lines += protocol_table(protocols)
     report = "\n".join(lines) + "\n"
     print()
     print(report)
@@ -298,6 +401,7 @@ def main() -> int:
                 "duckdb_total_s": duck_total,
                 "sqe_geomean_s": sqe_gm,
                 "duckdb_geomean_s": duck_gm,
+                "protocols": protocols,
             },
             indent=2,
         )

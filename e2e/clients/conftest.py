@@ -30,6 +30,9 @@ from sqe_harness import (  # noqa: F401 - re-exported for test modules and plugi
     server_binary,
 )
 
+# the real Trino reference server (and the Java client jars) for the Trino protocol tests
+pytest_plugins = ["trino_fixtures"]
+
 _START = pytest.StashKey[float]()
 
 AUTH_USERS = {
@@ -151,6 +154,12 @@ def sample_conn(sample_server: SqeServer):
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def trino_server(sample_server: SqeServer) -> SqeServer:
+    """SQE's Trino endpoint on the TPC-H sample (catalog `iceberg`, schema `tpch`)."""
+    return sample_server
 
 
 @pytest.fixture(scope="session")

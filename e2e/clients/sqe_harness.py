@@ -331,7 +331,9 @@ def assert_not_found(conn, sql: str, why: str) -> None:
     try:
         scalar(conn, sql)
     except Exception as e:
-        assert "not found" in str(e).lower(), e
+        text = str(e).lower()
+        # "Table 'c.s.t' does not exist" (Trino's wording, with the position) or DataFusion's
+        assert "does not exist" in text or "not found" in text, e
     else:
         raise AssertionError(why)
 
@@ -516,7 +518,7 @@ class SqeServer(LoggedProcess):
         self.sample = sample
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen | None = None
-        self.flight_port = self.health_port = self.metrics_port = 0
+        self.flight_port = self.health_port = self.metrics_port = self.trino_port = 0
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.returncode: int | None = None
@@ -536,6 +538,11 @@ class SqeServer(LoggedProcess):
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    @property
+    def trino_url(self) -> str:
+        """The Trino HTTP protocol endpoint (what `trino --server` and the trino client take)."""
+        return f"http://127.0.0.1:{self.trino_port}"
+
     def command(self) -> list[str]:
         cmd = [str(self.binary), "--data-dir", str(self.data_dir)]
         if self.config_path is not None:
@@ -545,6 +552,7 @@ class SqeServer(LoggedProcess):
     def environment(self) -> dict[str, str]:
         env = {
             "SQE_COORDINATOR__FLIGHT_SQL_ADDR": f"127.0.0.1:{self.flight_port}",
+            "SQE_COORDINATOR__TRINO_HTTP_ADDR": f"127.0.0.1:{self.trino_port}",
             "SQE_COORDINATOR__HEALTH_ADDR": f"127.0.0.1:{self.health_port}",
             "SQE_METRICS__ADDR": f"127.0.0.1:{self.metrics_port}",
             "SQE_COORDINATOR__SAMPLE_DATA": "true" if self.sample else "false",
@@ -564,7 +572,7 @@ class SqeServer(LoggedProcess):
                 "or point SQE_SERVER_BIN at it"
             )
         for attempt in range(3):
-            self.flight_port, self.health_port, self.metrics_port = free_ports(3)
+            self.flight_port, self.health_port, self.metrics_port, self.trino_port = free_ports(4)
             self._spawn()
             try:
                 self.wait_ready(ready_timeout)
@@ -586,7 +594,7 @@ class SqeServer(LoggedProcess):
         with open(self.log_path, "ab") as log:
             log.write(
                 f"\n=== {' '.join(self.command())} (flight {self.flight_port}, health "
-                f"{self.health_port}, metrics {self.metrics_port})\n".encode()
+                f"{self.health_port}, metrics {self.metrics_port}, trino {self.trino_port})\n".encode()
             )
             log.flush()
             self.proc = subprocess.Popen(

@@ -40,6 +40,7 @@ const SPEC_CONFIG: &str = "spec.config";
 const OPERATOR_KEYS: &[(&str, &str)] = &[
     ("coordinator.mode", "spec.mode"),
     ("coordinator.flight_sql_addr", "the operator (port 50051)"),
+    ("coordinator.trino_http_addr", "the operator (port 8080)"),
     (
         "coordinator.health_addr",
         "the operator (port 9091, the probes)",
@@ -92,6 +93,10 @@ fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
     coordinator.insert(
         "flight_sql_addr".into(),
         format!("0.0.0.0:{PORT_FLIGHT_SQL}").into(),
+    );
+    coordinator.insert(
+        "trino_http_addr".into(),
+        format!("0.0.0.0:{PORT_TRINO_HTTP}").into(),
     );
     coordinator.insert(
         "health_addr".into(),

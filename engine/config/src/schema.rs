@@ -48,6 +48,10 @@ pub struct CoordinatorConfig {
     pub mode: Mode,
     /// Flight SQL listener.
     pub flight_sql_addr: String,
+    /// Trino HTTP client protocol listener.
+    pub trino_http_addr: String,
+    /// A Trino query whose client has not polled for this long is cancelled and freed.
+    pub trino_client_timeout_secs: u64,
     /// `/healthz` and `/readyz` listener.
     pub health_addr: String,
     /// Where the embedded catalog, the local warehouse and spill files live.
@@ -78,6 +82,8 @@ impl Default for CoordinatorConfig {
         Self {
             mode: Mode::Hybrid,
             flight_sql_addr: "127.0.0.1:50051".into(),
+            trino_http_addr: "127.0.0.1:8080".into(),
+            trino_client_timeout_secs: 300,
             health_addr: "127.0.0.1:9091".into(),
             data_dir: "./sqe-data".into(),
             target_partitions: 0,
@@ -294,12 +300,16 @@ impl SqeConfig {
         let mut query_listeners = Vec::new();
         for (key, value) in [
             ("coordinator.flight_sql_addr", &c.flight_sql_addr),
+            ("coordinator.trino_http_addr", &c.trino_http_addr),
             ("coordinator.health_addr", &c.health_addr),
             ("metrics.addr", &self.metrics.addr),
             ("worker.flight_addr", &self.worker.flight_addr),
         ] {
             match value.parse::<SocketAddr>() {
-                Ok(addr) if key == "coordinator.flight_sql_addr" => {
+                Ok(addr)
+                    if key == "coordinator.flight_sql_addr"
+                        || key == "coordinator.trino_http_addr" =>
+                {
                     query_listeners.push((key, addr))
                 }
                 Ok(_) => {}
@@ -310,6 +320,12 @@ impl SqeConfig {
                     ),
                 )),
             }
+        }
+        if c.trino_client_timeout_secs == 0 {
+            out.push(Problem::new(
+                "coordinator.trino_client_timeout_secs",
+                "must be at least 1",
+            ));
         }
         if c.batch_size == 0 {
             out.push(Problem::new("coordinator.batch_size", "must be at least 1"));

@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::engine::Engine;
+use sqe_core::engine::Engine;
 
 pub fn health_router(engine: Arc<Engine>) -> Router {
     Router::new()
@@ -19,7 +19,7 @@ pub fn health_router(engine: Arc<Engine>) -> Router {
 }
 
 async fn readyz(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
-    if engine.lifecycle.is_draining() {
+    if engine.registry.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     } else {
         (StatusCode::OK, "ready\n")

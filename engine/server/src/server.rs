@@ -7,117 +7,26 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use sqe_config::{CatalogType, SqeConfig};
+use sqe_config::SqeConfig;
+use sqe_core::bootstrap::Coordinator;
+use sqe_core::error::{Result, SqeError};
+use sqe_flight_sql::SqeFlightService;
+use sqe_trino::TrinoService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::auth::Authenticator;
-use crate::catalog::{SqeCatalog, connect, namespace};
-use crate::engine::Engine;
-use crate::error::{Result, SqeError};
-use crate::flight::SqeFlightService;
-use crate::metrics::Metrics;
-
-const SAMPLE_SCHEMA: &str = "tpch";
-const SAMPLE_MARKER: &str = ".tpch-sample-loaded";
-
-/// Everything a running coordinator needs, built from the config.
-pub struct Coordinator {
-    pub engine: Arc<Engine>,
-    pub auth: Arc<Authenticator>,
-}
-
-/// Opens the catalog, prepares the default schema and the sample, and builds the engine.
-pub async fn build(config: SqeConfig) -> Result<Coordinator> {
-    if config.coordinator.mode == sqe_config::Mode::Distributed {
-        return Err(SqeError::External(
-            "coordinator.mode = \"distributed\" needs sqe-worker processes, which this build does \
-             not have yet; use mode = \"hybrid\""
-                .into(),
-        ));
-    }
-    let data_dir = PathBuf::from(&config.coordinator.data_dir);
-    std::fs::create_dir_all(&data_dir).map_err(|e| {
-        SqeError::External(format!(
-            "coordinator.data_dir {}: cannot create it: {e}",
-            data_dir.display()
-        ))
-    })?;
-    let auth = Arc::new(Authenticator::from_config(&config)?);
-    let iceberg = connect(&config, &data_dir).await?;
-    let catalog = Arc::new(SqeCatalog::new(
-        config.catalog.name.clone(),
-        iceberg,
-        Duration::from_secs(config.catalog.metadata_cache_ttl_secs),
-    ));
-    if config.catalog.kind == CatalogType::Sql {
-        prepare_embedded(&config, &catalog, &data_dir).await?;
-    }
-    catalog
-        .refresh()
-        .await
-        .map_err(|e| match config.catalog.kind {
-            CatalogType::Rest => SqeError::External(format!(
-                "cannot use the Iceberg REST catalog at {} (check catalog.uri, catalog.credential, \
-             catalog.scope, catalog.warehouse): {e}",
-                config.catalog.uri.as_deref().unwrap_or_default()
-            )),
-            CatalogType::Sql => e,
-        })?;
-    let engine = Arc::new(Engine::new(config, catalog, Arc::new(Metrics::new()))?);
-    Ok(Coordinator { engine, auth })
-}
-
-/// The embedded catalog gets its default schema, and on first start the TPC-H sample.
-async fn prepare_embedded(config: &SqeConfig, catalog: &SqeCatalog, data_dir: &Path) -> Result<()> {
-    let default = namespace(&config.coordinator.default_schema);
-    if !catalog.iceberg().namespace_exists(&default).await? {
-        catalog
-            .iceberg()
-            .create_namespace(&default, Default::default())
-            .await?;
-    }
-    let marker = data_dir.join(SAMPLE_MARKER);
-    if config.coordinator.sample_data && !marker.exists() {
-        let sf = config.coordinator.sample_scale_factor;
-        if catalog
-            .iceberg()
-            .namespace_exists(&namespace(SAMPLE_SCHEMA))
-            .await?
-        {
-            info!("schema {SAMPLE_SCHEMA} exists already; not loading the TPC-H sample");
-        } else {
-            info!(
-                scale_factor = sf,
-                "loading the TPC-H sample into schema {SAMPLE_SCHEMA}"
-            );
-            let started = std::time::Instant::now();
-            let rows = crate::tpch::load_into_catalog(catalog, SAMPLE_SCHEMA, sf).await?;
-            info!(
-                rows,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "TPC-H sample loaded"
-            );
-        }
-        std::fs::write(&marker, format!("scale_factor = {sf}\n"))
-            .map_err(|e| SqeError::External(format!("cannot write {}: {e}", marker.display())))?;
-    }
-    Ok(())
-}
-
 async fn bind(key: &str, addr: &str) -> Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| SqeError::External(format!("{key} = {addr}: cannot listen: {e}")))?;
+        .map_err(|e| SqeError::external(format!("{key} = {addr}: cannot listen: {e}")))?;
     let local = listener
         .local_addr()
-        .map_err(|e| SqeError::External(format!("{key}: {e}")))?;
+        .map_err(|e| SqeError::external(format!("{key}: {e}")))?;
     Ok((listener, local))
 }
 
@@ -128,6 +37,11 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
     let (flight_listener, flight_addr) = bind(
         "coordinator.flight_sql_addr",
         &config.coordinator.flight_sql_addr,
+    )
+    .await?;
+    let (trino_listener, trino_addr) = bind(
+        "coordinator.trino_http_addr",
+        &config.coordinator.trino_http_addr,
     )
     .await?;
     let (health_listener, health_addr) =
@@ -159,6 +73,23 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
         )
     });
 
+    let trino_service = TrinoService::new(Arc::clone(&engine), Arc::clone(&auth));
+    let trino = tokio::spawn(
+        axum::serve(trino_listener, trino_service.router())
+            .with_graceful_shutdown(wait_stop(stop_rx.clone()))
+            .into_future(),
+    );
+    let sweeper = {
+        let service = Arc::clone(&trino_service);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                service.sweep();
+            }
+        })
+    };
+
     let service = SqeFlightService::new(Arc::clone(&engine), auth)?;
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(256 * 1024 * 1024)
@@ -173,6 +104,7 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
 
     info!(
         flight_sql = %flight_addr,
+        trino_http = %trino_addr,
         health = %health_addr,
         metrics = %metrics_listener_addr(&config),
         catalog = %config.catalog.name,
@@ -180,7 +112,7 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
         "SQE {} is serving", env!("CARGO_PKG_VERSION")
     );
     println!(
-        "SQE {} is ready. Connect with:\n  sqe-cli --host {} --port {}{}\n  (ADBC / JDBC: grpc://{flight_addr})",
+        "SQE {} is ready. Connect with:\n  sqe-cli --host {} --port {}{}\n  (ADBC / Flight SQL JDBC: grpc://{flight_addr})\n  (Trino clients: http://{trino_addr}, e.g. trino --server http://{trino_addr} --catalog {})",
         env!("CARGO_PKG_VERSION"),
         flight_addr.ip(),
         flight_addr.port(),
@@ -188,13 +120,14 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
             ""
         } else {
             " --user <name> --password <password>"
-        }
+        },
+        config.catalog.name,
     );
 
     shutdown_signal().await;
     let timeout = Duration::from_secs(config.coordinator.shutdown_timeout_secs);
     info!(
-        active = engine.lifecycle.active(),
+        active = engine.registry.active(),
         timeout_secs = timeout.as_secs(),
         "shutting down: draining in-flight queries"
     );
@@ -202,15 +135,17 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
         info!("all queries finished");
     } else {
         warn!(
-            active = engine.lifecycle.active(),
+            active = engine.registry.active(),
             "shutdown timeout reached with queries still running; stopping them"
         );
     }
     let _ = stop_tx.send(true);
     // the listeners stop accepting at once; give open streams a moment to close
     let grace = Duration::from_secs(5);
+    sweeper.abort();
     let _ = tokio::time::timeout(grace, async {
         let _ = grpc.await;
+        let _ = trino.await;
         let _ = health.await;
         if let Some(m) = metrics {
             let _ = m.await;

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::HashPassword) => return hash_password(),
         Some(Command::GenerateTpch { scale, out }) => {
-            return match sqe_engine::tpch::write_parquet(&out, scale) {
+            return match sqe_core::tpch::write_parquet(&out, scale) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("sqe-server: {e}");
@@ -85,8 +85,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let coordinator = sqe_engine::server::build(config).await?;
-        sqe_engine::server::run(coordinator).await
+        let coordinator = sqe_core::bootstrap::build(config).await?;
+        sqe_server::server::run(coordinator).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
@@ -110,7 +110,7 @@ fn hash_password() -> ExitCode {
         eprintln!("sqe-server: empty password (pass it on stdin)");
         return ExitCode::FAILURE;
     }
-    match sqe_engine::auth::hash_password(password) {
+    match sqe_core::auth::hash_password(password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS
