@@ -160,11 +160,13 @@ impl TrinoService {
         Ok(user)
     }
 
-    fn find(&self, id: &str, slug: &str, user: &str) -> Result<Arc<TrinoQuery>, Response> {
+    fn find(&self, id: &str, slug: &str, user: &str) -> Result<Arc<TrinoQuery>, Box<Response>> {
         let q = lock(&self.queries).get(id).cloned();
         match q {
             Some(q) if q.slug == slug && q.user == user => Ok(q),
-            _ => Err((StatusCode::NOT_FOUND, format!("Query not found: {id}")).into_response()),
+            _ => Err(Box::new(
+                (StatusCode::NOT_FOUND, format!("Query not found: {id}")).into_response(),
+            )),
         }
     }
 }
@@ -319,7 +321,7 @@ async fn next_page(
     };
     let query = match service.find(&id, &slug, &user) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match query.respond(token, &base_url(&headers), MAX_WAIT).await {
         Ok(served) => json_response(served),
@@ -363,7 +365,7 @@ async fn heartbeat(
     };
     match service.find(&id, &slug, &user) {
         Ok(_) => StatusCode::OK.into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 

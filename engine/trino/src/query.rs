@@ -166,36 +166,38 @@ impl TrinoQuery {
         let mut data: Option<(String, u64)> = None;
         let mut done: Option<Result<Completion, SqeError>> = None;
         // the answer to the POST never waits: it is QUEUED with a nextUri, as Trino's is
-        while token > 0 {
-            let item = match d.pending.take() {
-                Some(i) => Some(i),
-                None if data.is_some() => match d.rx.try_recv() {
-                    Ok(i) => Some(i),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                },
-                None => match tokio::time::timeout_at(deadline, d.rx.recv()).await {
-                    Ok(i) => i,
-                    Err(_) => break,
-                },
-            };
-            match item {
-                Some(Item::Columns(c)) => d.columns = Some(c),
-                Some(Item::Data { json, rows }) => {
-                    if data.is_some() {
-                        d.pending = Some(Item::Data { json, rows });
+        if token > 0 {
+            loop {
+                let item = match d.pending.take() {
+                    Some(i) => Some(i),
+                    None if data.is_some() => match d.rx.try_recv() {
+                        Ok(i) => Some(i),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    },
+                    None => match tokio::time::timeout_at(deadline, d.rx.recv()).await {
+                        Ok(i) => i,
+                        Err(_) => break,
+                    },
+                };
+                match item {
+                    Some(Item::Columns(c)) => d.columns = Some(c),
+                    Some(Item::Data { json, rows }) => {
+                        if data.is_some() {
+                            d.pending = Some(Item::Data { json, rows });
+                            break;
+                        }
+                        data = Some((json, rows));
+                    }
+                    Some(Item::Done(r)) => {
+                        done = Some(r);
                         break;
                     }
-                    data = Some((json, rows));
-                }
-                Some(Item::Done(r)) => {
-                    done = Some(r);
-                    break;
-                }
-                None => {
-                    // the producer is gone without a result: it was cancelled
-                    done = Some(Err(self.entry.error().unwrap_or_else(SqeError::cancelled)));
-                    break;
+                    None => {
+                        // the producer is gone without a result: it was cancelled
+                        done = Some(Err(self.entry.error().unwrap_or_else(SqeError::cancelled)));
+                        break;
+                    }
                 }
             }
         }
