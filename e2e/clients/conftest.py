@@ -24,6 +24,7 @@ import pytest
 
 from sqe_harness import (  # noqa: F401 - re-exported for test modules and plugins
     ServerStartError,
+    attach_logs,
     SqeServer,
     cli_binary,
     hash_password,
@@ -55,11 +56,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.failed:
-        started = item.stash.get(_START, 0.0)
-        for s in SqeServer.instances:
-            if not s.ran_since(started):
-                continue
-            report.sections.append((f"sqe-server log ({s.name}, {s.uri})", s.log_tail()))
+        attach_logs(report, item.stash.get(_START, 0.0))
     return report
 
 

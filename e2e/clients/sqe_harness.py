@@ -422,8 +422,12 @@ def terminate(proc: subprocess.Popen, timeout: float) -> int:
 
 
 class LoggedProcess:
-    """A child process started by a test, its output appended to `log_path`: what the server and
-    operator harnesses share (stopping it, reading its log, telling whether it ran during a test)."""
+    """A child process started by a test, its output appended to `log_path`: what the server,
+    operator and reference-Trino harnesses share (stopping it, reading its log, telling whether it
+    ran during a test). Every one is registered, so `attach_logs` can show a failing test the
+    logs of the processes that ran during it."""
+
+    registry: ClassVar[list[LoggedProcess]] = []
 
     proc: subprocess.Popen | None
     log_path: Path
@@ -447,6 +451,11 @@ class LoggedProcess:
             self.proc.kill()
         self.returncode = self.proc.wait()
         self.stopped_at = self.stopped_at or time.monotonic()
+
+    @property
+    def log_title(self) -> str:
+        """The heading of this process's log in a failed test's report."""
+        return f"log of {self.log_path}"
 
     def ran_since(self, t: float) -> bool:
         """Whether the process was up at some point after monotonic time `t`."""
@@ -475,6 +484,13 @@ class LoggedProcess:
             return f.read().decode(errors="replace")
 
 
+def attach_logs(report: Any, since: float, lines: int = 80) -> None:
+    """Adds to a pytest report the log tail of every process that was up after `since`."""
+    for p in LoggedProcess.registry:
+        if p.ran_since(since):
+            report.sections.append((p.log_title, p.log_tail(lines)))
+
+
 class ServerStartError(AssertionError):
     pass
 
@@ -488,7 +504,6 @@ class SqeServer(LoggedProcess):
     unless `sample=True`, and shortens the shutdown timeout so teardown is quick).
     """
 
-    instances: ClassVar[list[SqeServer]] = []
     _counter: ClassVar[int] = 0
 
     def __init__(
@@ -522,7 +537,11 @@ class SqeServer(LoggedProcess):
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.returncode: int | None = None
-        SqeServer.instances.append(self)
+        LoggedProcess.registry.append(self)
+
+    @property
+    def log_title(self) -> str:
+        return f"sqe-server log ({self.name}, {self.uri})"
 
     # ---- addresses
 

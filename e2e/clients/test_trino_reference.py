@@ -128,6 +128,22 @@ def test_errors_match_trino(trino_server, trino_reference, sql):
     assert "nextUri" not in ours["pages"][-1]
 
 
+def test_a_bad_time_zone_fails_like_trino(trino_server, trino_reference):
+    zone = {"X-Trino-Time-Zone": "Mars/Olympus_Mons"}
+    ours = statement(trino_server.trino_url, "SELECT 1", {**SQE_SESSION, **zone})
+    theirs = statement(trino_reference.url, "SELECT 1", {**TRINO_SESSION, **zone})
+    for key in ("errorName", "errorType", "message"):
+        assert ours["error"][key] == theirs["error"][key], key
+
+
+def test_the_session_zone_names_current_timestamp_like_trino(trino_server, trino_reference):
+    zone = {"X-Trino-Time-Zone": "America/New_York"}
+    ours = statement(trino_server.trino_url, "SELECT current_timestamp", {**SQE_SESSION, **zone})
+    theirs = statement(trino_reference.url, "SELECT current_timestamp", {**TRINO_SESSION, **zone})
+    assert ours["columns"][0]["type"] == theirs["columns"][0]["type"]
+    assert ours["data"][0][0].split(" ")[-1] == theirs["data"][0][0].split(" ")[-1] == "America/New_York"
+
+
 def test_pages_have_the_same_shape(trino_server, trino_reference):
     sql = "SELECT r_regionkey, r_name FROM region ORDER BY 1"
     ours, theirs = both(trino_server, trino_reference, sql)

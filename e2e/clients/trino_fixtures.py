@@ -8,38 +8,18 @@ Loaded from conftest.py with `pytest_plugins = ["trino_fixtures"]`.
 - `trino_stack`      the cache dir of the stack (jars for the Java client tests); fails the same
                      way when it is missing.
 
-When a test that uses `trino_reference` fails, the tail of the server's log is attached to
-the report.
+The reference server is a `LoggedProcess`: when a test fails while it runs, conftest's report
+hook attaches the tail of its log.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from trino_reference import TrinoReference, TrinoStackMissing, require_stack
-
-_START = pytest.StashKey[float]()
-_RUNNING: list[TrinoReference] = []
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    item.stash[_START] = time.monotonic()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    report = yield
-    if report.failed and "trino_reference" in getattr(item, "fixturenames", ()):
-        started = item.stash.get(_START, 0.0)
-        for ref in _RUNNING:
-            if ref.ran_since(started):
-                report.sections.append((f"trino reference log ({ref.url})", ref.log_tail()))
-    return report
 
 
 def _require(server: bool) -> Path:
@@ -60,7 +40,6 @@ def trino_stack() -> Path:
 def trino_reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrinoReference]:
     _require(server=True)
     ref = TrinoReference(tmp_path_factory.mktemp("trino-reference"))
-    _RUNNING.append(ref)
     try:
         ref.start()
         yield ref

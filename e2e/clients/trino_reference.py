@@ -33,6 +33,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqe_harness import LoggedProcess
+
 TRINO_VERSION = "476"
 DEFAULT_JAVA_HOME = "/usr/lib/jvm/temurin-25-jdk-amd64"
 #: How long the server may take to answer /v1/info with "starting": false.
@@ -156,7 +158,7 @@ DEFAULT_CATALOGS: dict[str, dict[str, str]] = {
 PLUGINS = ("tpch", "memory")
 
 
-class TrinoReference:
+class TrinoReference(LoggedProcess):
     """One real Trino server on 127.0.0.1 (see the module docstring).
 
     `base_dir=None` makes a temporary directory that `stop()` removes; pass a directory to keep
@@ -185,6 +187,8 @@ class TrinoReference:
         self.proc: subprocess.Popen | None = None
         self.started_at: float | None = None
         self.stopped_at: float | None = None
+        self.returncode: int | None = None
+        LoggedProcess.registry.append(self)
         #: Seconds from spawning the JVM to /v1/info answering "starting": false.
         self.startup_seconds: float | None = None
 
@@ -195,15 +199,8 @@ class TrinoReference:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def ran_since(self, t: float) -> bool:
-        return self.started_at is not None and (self.stopped_at is None or self.stopped_at >= t)
+    def log_title(self) -> str:
+        return f"trino reference log ({self.url})"
 
     # ---- configuration
 
@@ -393,10 +390,6 @@ class TrinoReference:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return getattr(self, "_last_log", "")
-
-    def log_tail(self, lines: int = 80) -> str:
-        tail = self.log_text().splitlines()[-lines:]
-        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)
 
     def rss_bytes(self) -> int | None:
         """The JVM's resident set size now (Linux /proc), or None when it is not running."""

@@ -43,7 +43,7 @@ from kube import (
     secret_manifest,
     wait_for,
 )
-from sqe_harness import REPO_ROOT, hash_password, server_binary
+from sqe_harness import REPO_ROOT, attach_logs, hash_password, server_binary
 
 CLUSTER_SCRIPTS = REPO_ROOT / "e2e" / "cluster"
 SQE_CRD = REPO_ROOT / "crds" / "sqecluster.yaml"
@@ -84,11 +84,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if report.failed:
-        started = item.stash.get(_START, 0.0)
-        for op in OperatorProcess.instances:
-            if not op.ran_since(started):
-                continue
-            report.sections.append((f"operator log ({op.identity})", op.log_tail(80)))
+        attach_logs(report, item.stash.get(_START, 0.0))
         ns = item.stash.get(_NS, None)
         kc = _ADMIN[0] if _ADMIN else None
         if ns and kc:

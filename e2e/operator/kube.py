@@ -305,8 +305,6 @@ class OperatorProcess(LoggedProcess):
     """One `sqe-operator run` process on a free 127.0.0.1 port, running under the operator's own
     identity (its kubeconfig). Output goes to `log_path` (appended across restarts)."""
 
-    instances: list[OperatorProcess] = []
-
     def __init__(self, kubeconfig: Path, log_path: Path, identity: str, extra_args: Iterable[str] = ()) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.log_path = Path(log_path)
@@ -317,7 +315,11 @@ class OperatorProcess(LoggedProcess):
         self.started_at: float | None = None
         self.stopped_at: float | None = None
         self.returncode: int | None = None
-        OperatorProcess.instances.append(self)
+        LoggedProcess.registry.append(self)
+
+    @property
+    def log_title(self) -> str:
+        return f"operator log ({self.identity})"
 
     def command(self) -> list[str]:
         return [

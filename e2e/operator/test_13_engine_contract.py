@@ -1,7 +1,8 @@
 """Case 13: the contract between the two halves. What the operator rendered for a hybrid
 cluster (the ConfigMap's sqe.toml, the users Secret mounted as a file, the existingSecret as
 SQE_* environment variables, the container's command and args) boots the real `sqe-server`, and
-a Flight SQL client (ADBC) runs a query on it with a user from the Secret.
+a Flight SQL client (ADBC) and a Trino client (the `trino-http` port) run a query on it with a
+user from the Secret.
 
 No container runs on the fake nodes, so the test plays kubelet for the coordinator pod: it reads
 the Deployment's pod template and materialises its volumes under a temp dir (ConfigMap and
@@ -12,6 +13,7 @@ runs the container's command with the env the template asks for."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import signal
 import subprocess
@@ -21,6 +23,7 @@ from pathlib import Path
 import adbc_driver_flightsql.dbapi
 import adbc_driver_manager
 import pytest
+import trino
 
 from kube import Cluster, Kubectl, secret_manifest, wait_for
 from sqe_harness import base_env, free_ports, http_get, server_binary
@@ -135,6 +138,7 @@ def test_rendered_config_boots_the_engine(kc: Kubectl, ns: str, users: dict[str,
     health = ports[named[container["readinessProbe"]["httpGet"]["port"]]]
     flight = ports[named["flight-sql"]]
     metrics = ports[named["metrics"]]
+    trino_port = ports[named["trino-http"]]
 
     check = subprocess.run([str(server_binary()), "--config", args[1], "check-config"], capture_output=True,
                            text=True, env=base_env(env), timeout=60)
@@ -169,6 +173,21 @@ def test_rendered_config_boots_the_engine(kc: Kubectl, ns: str, users: dict[str,
             if parsed["coordinator"].get("sample_data"):
                 cur.execute("SELECT count(*) FROM tpch.nation")
                 assert cur.fetchall() == [(25,)]
+        # The Trino port: the same user through HTTP Basic, as the operator's Service exposes it.
+        trino_url = f"http://127.0.0.1:{trino_port}"
+        status, body = http_get(f"{trino_url}/v1/info")
+        assert status == 200 and json.loads(body)["coordinator"] is True
+        with trino.dbapi.connect(host="127.0.0.1", port=trino_port, user=name, http_scheme="http",
+                                 auth=trino.auth.BasicAuthentication(name, password),
+                                 allow_insecure_auth=True) as tconn:
+            cur = tconn.cursor()
+            cur.execute("SELECT 40 + 2 AS answer")
+            assert cur.fetchall() == [[42]]
+        for auth in (None, trino.auth.BasicAuthentication(name, "wrong")):
+            with pytest.raises(trino.exceptions.HttpError, match="401"):
+                with trino.dbapi.connect(host="127.0.0.1", port=trino_port, user=name, http_scheme="http",
+                                         auth=auth, allow_insecure_auth=True) as tconn:
+                    tconn.cursor().execute("SELECT 1")
         # Auth is on: a wrong password is refused.
         with pytest.raises(adbc_driver_manager.Error):
             with adbc_driver_flightsql.dbapi.connect(uri, db_kwargs={"username": name, "password": "wrong"},

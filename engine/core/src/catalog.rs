@@ -1,7 +1,8 @@
-//! The Iceberg catalog as DataFusion sees it: one [`SqeCatalog`] per configured catalog.
+//! An Iceberg catalog and what SQE caches of it: one [`SqeCatalog`] per configured catalog
+//! (DataFusion's view of it is in [`crate::provider`]).
 //!
 //! ```text
-//!  DataFusion planner ──sync──▶ SqeCatalog (CatalogProvider)  ── names from a TTL snapshot
+//!  DataFusion planner ──sync──▶ CatalogHandle (provider.rs) ── names from a TTL snapshot
 //!                    └─async─▶ SqeSchema::table() ── load_table (TTL cache) ─▶ IcebergTable
 //!  Engine, before planning ──▶ SqeCatalog::refresh_if_stale() ── list_namespaces / list_tables
 //! ```
@@ -12,15 +13,11 @@
 //! commits invalidate their entry at once, so a session always reads its own writes. Views
 //! created with `CREATE VIEW` live in memory on this coordinator.
 
-use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
-use datafusion::datasource::TableType;
-use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::catalog::TableProvider;
 use iceberg::io::StorageFactory;
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableIdent};
@@ -28,7 +25,6 @@ use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 use sqe_config::{CatalogType, SqeConfig};
 
 use crate::error::{ErrorKind, Result, SqeError};
-use crate::table::IcebergTable;
 
 /// Connects to the catalog the config describes.
 pub async fn connect(config: &SqeConfig, data_dir: &std::path::Path) -> Result<Arc<dyn Catalog>> {
@@ -355,7 +351,7 @@ impl SqeCatalog {
             .unwrap_or_default()
     }
 
-    fn table_names_cached(&self, schema: &str) -> Vec<String> {
+    pub(crate) fn table_names_cached(&self, schema: &str) -> Vec<String> {
         let mut names: BTreeSet<String> = self
             .names
             .read()
@@ -372,128 +368,49 @@ impl SqeCatalog {
         names.into_iter().collect()
     }
 
-    fn has_schema(&self, schema: &str) -> bool {
+    pub(crate) fn has_schema(&self, schema: &str) -> bool {
         self.names
             .read()
             .map(|s| s.schemas.contains_key(schema))
             .unwrap_or(false)
     }
 
-    fn view(&self, schema: &str, name: &str) -> Option<Arc<dyn TableProvider>> {
+    pub(crate) fn view(&self, schema: &str, name: &str) -> Option<Arc<dyn TableProvider>> {
         self.views
             .read()
             .ok()
             .and_then(|v| v.get(&(schema.to_string(), name.to_string())).cloned())
     }
-}
 
-/// The DataFusion face of a catalog (cheap to clone; shares the [`SqeCatalog`]).
-#[derive(Debug, Clone)]
-pub struct CatalogHandle(pub Arc<SqeCatalog>);
-
-impl CatalogProvider for CatalogHandle {
-    fn as_any(&self) -> &dyn Any {
-        self
+    /// Whether the name snapshot lists `schema.name` as a table.
+    pub(crate) fn has_table_cached(&self, schema: &str, name: &str) -> bool {
+        self.names
+            .read()
+            .map(|s| s.schemas.get(schema).is_some_and(|t| t.contains(name)))
+            .unwrap_or(false)
     }
 
-    fn schema_names(&self) -> Vec<String> {
-        self.0.schema_names_cached()
-    }
-
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        if self.0.has_schema(name) {
-            Some(Arc::new(SqeSchema {
-                catalog: Arc::clone(&self.0),
-                name: name.to_string(),
-            }))
-        } else {
-            None
-        }
-    }
-}
-
-/// One namespace of the catalog.
-#[derive(Debug)]
-pub struct SqeSchema {
-    catalog: Arc<SqeCatalog>,
-    name: String,
-}
-
-#[async_trait]
-impl SchemaProvider for SqeSchema {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn table_names(&self) -> Vec<String> {
-        self.catalog.table_names_cached(&self.name)
-    }
-
-    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
-        if let Some(view) = self.catalog.view(&self.name, name) {
-            return Ok(Some(view));
-        }
-        let ident = TableIdent::new(namespace(&self.name), name.to_string());
-        match self.catalog.load_table(&ident).await {
-            Ok(table) => Ok(Some(Arc::new(IcebergTable::try_new(
-                Arc::clone(&self.catalog),
-                table,
-            )?))),
-            Err(e) if e.kind() == ErrorKind::TableNotFound => Ok(None),
-            Err(e) => Err(crate::error::to_df(e)),
-        }
-    }
-
-    fn register_table(
+    /// Keeps a `CREATE VIEW` on this coordinator; returns the view it replaces.
+    pub(crate) fn register_view(
         &self,
+        schema: &str,
         name: String,
-        table: Arc<dyn TableProvider>,
-    ) -> DFResult<Option<Arc<dyn TableProvider>>> {
-        if table.table_type() != TableType::View {
-            return Err(DataFusionError::Plan(format!(
-                "cannot register table {name} in an Iceberg schema; use CREATE TABLE"
-            )));
-        }
-        if self.catalog.table_names_cached(&self.name).contains(&name)
-            && self.catalog.view(&self.name, &name).is_none()
-        {
-            return Err(DataFusionError::Plan(format!(
-                "a table named {}.{name} already exists",
-                self.name
-            )));
-        }
-        let previous = self
-            .catalog
-            .views
+        view: Arc<dyn TableProvider>,
+    ) -> Option<Arc<dyn TableProvider>> {
+        self.views
             .write()
-            .map_err(|_| DataFusionError::Internal("view registry poisoned".into()))?
-            .insert((self.name.clone(), name), table);
-        Ok(previous)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((schema.to_string(), name), view)
     }
 
-    fn deregister_table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
-        let removed = self
-            .catalog
-            .views
+    pub(crate) fn deregister_view(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> Option<Arc<dyn TableProvider>> {
+        self.views
             .write()
-            .map_err(|_| DataFusionError::Internal("view registry poisoned".into()))?
-            .remove(&(self.name.clone(), name.to_string()));
-        match removed {
-            Some(v) => Ok(Some(v)),
-            None => Err(DataFusionError::Plan(format!(
-                "{}.{name} is not a view; use DROP TABLE",
-                self.name
-            ))),
-        }
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.catalog.view(&self.name, name).is_some()
-            || self
-                .catalog
-                .names
-                .read()
-                .map(|s| s.schemas.get(&self.name).is_some_and(|t| t.contains(name)))
-                .unwrap_or(false)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(schema.to_string(), name.to_string()))
     }
 }

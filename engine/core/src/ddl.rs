@@ -229,7 +229,7 @@ pub async fn create_table(
             physical,
         ));
         let batches = collect(append, state.task_ctx()).await?;
-        Ok(crate::engine::count_from(&batches))
+        Ok(crate::write::count_from(&batches))
     })
     .await
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use arrow::array::{Array, RecordBatch, UInt64Array};
+use arrow::array::{RecordBatch, UInt64Array};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ParamValues;
@@ -37,11 +37,13 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::StreamExt;
 use sqe_config::SqeConfig;
 
-use crate::catalog::{CatalogHandle, SqeCatalog};
+use crate::catalog::SqeCatalog;
 use crate::ddl;
 use crate::error::{Result, SqeError};
 use crate::metrics::Metrics;
-use crate::registry::{Protocol, QueryEntry, QueryHandle, QueryRegistry};
+use crate::provider::CatalogHandle;
+use crate::registry::{QueryEntry, QueryHandle, QueryRegistry};
+use crate::session::Protocol;
 use crate::session::SqeSession;
 use crate::sql;
 use crate::system::{NodeInfo, SYSTEM_CATALOG, system_catalog};
@@ -92,25 +94,10 @@ impl Output {
     /// The affected-row count of a command (`count` column), or 0.
     pub fn update_count(&self) -> i64 {
         match self {
-            Output::Done { batches, .. } => count_from(batches) as i64,
+            Output::Done { batches, .. } => crate::write::count_from(batches) as i64,
             Output::Query { .. } => -1,
         }
     }
-}
-
-/// Sums the `count` column DataFusion and SQE return for DML.
-pub fn count_from(batches: &[RecordBatch]) -> u64 {
-    batches
-        .iter()
-        .filter_map(|b| b.column_by_name("count"))
-        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
-        .map(|a| {
-            (0..a.len())
-                .filter(|i| a.is_valid(*i))
-                .map(|i| a.value(i))
-                .sum::<u64>()
-        })
-        .sum()
 }
 
 pub struct Engine {

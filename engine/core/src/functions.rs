@@ -1,6 +1,7 @@
 //! SQL functions of SQE's dialect (Trino's) that DataFusion lacks or names differently:
 //! `date_add`, `date_diff`, `nan()`, `infinity()`, `version()` (SQE's version) and
-//! `current_user` (the session's user). Functions Trino has and SQE does not are reported as
+//! `current_user` (the session's user), and `current_timestamp`/`now()` in the session's zone.
+//! Functions Trino has and SQE does not are reported as
 //! `NOT_SUPPORTED` naming the function ([`unsupported`]), not as unknown.
 
 use std::any::Any;
@@ -10,10 +11,12 @@ use arrow::array::{Array, ArrayRef, Int64Array, TimestampMicrosecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, Datelike, Months, NaiveDateTime};
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result as DFResult;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
@@ -37,6 +40,10 @@ pub fn register(ctx: &SessionContext, user: &str) {
     )));
     ctx.register_udf(ScalarUDF::new_from_impl(DateAdd::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(DateDiff::new()));
+    let state = ctx.state();
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentTimestamp::new(
+        state.config_options(),
+    )));
 }
 
 /// Trino functions SQE does not have yet: calling one is `NOT_SUPPORTED`, not unknown.
@@ -87,6 +94,66 @@ pub fn unsupported(name: &str) -> Option<String> {
         .iter()
         .any(|f| f.eq_ignore_ascii_case(name))
         .then(|| format!("Function '{name}' is a Trino function that SQE does not support yet"))
+}
+
+/// `current_timestamp` and `now()` as Trino has them: `timestamp(3) with time zone` in the
+/// session's zone (`datafusion.execution.time_zone`, which SQE sets to `+00:00`), the same value wherever
+/// it appears in a statement (DataFusion's is `timestamp(9)`, without a zone unless one is set).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentTimestamp {
+    zone: Arc<str>,
+    aliases: Vec<String>,
+    signature: Signature,
+}
+
+impl CurrentTimestamp {
+    fn new(options: &ConfigOptions) -> Self {
+        let zone = options.execution.time_zone.as_deref().unwrap_or("UTC");
+        Self {
+            zone: Arc::from(zone),
+            aliases: vec!["now".to_string()],
+            signature: Signature::nullary(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for CurrentTimestamp {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn name(&self) -> &str {
+        "current_timestamp"
+    }
+    fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> DFResult<DataType> {
+        Ok(DataType::Timestamp(
+            TimeUnit::Millisecond,
+            Some(Arc::clone(&self.zone)),
+        ))
+    }
+    fn with_updated_config(&self, options: &ConfigOptions) -> Option<ScalarUDF> {
+        Some(ScalarUDF::new_from_impl(Self::new(options)))
+    }
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> DFResult<ExprSimplifyResult> {
+        let Some(start) = info.query_execution_start_time() else {
+            return Ok(ExprSimplifyResult::Original(args));
+        };
+        Ok(ExprSimplifyResult::Simplified(Expr::Literal(
+            ScalarValue::TimestampMillisecond(
+                Some(start.timestamp_millis()),
+                Some(Arc::clone(&self.zone)),
+            ),
+            None,
+        )))
+    }
+    fn invoke_with_args(&self, _: ScalarFunctionArgs) -> DFResult<ColumnarValue> {
+        exec_err!("current_timestamp is replaced by its value when the statement is planned")
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod functions;
 pub mod metrics;
+pub mod provider;
 pub mod registry;
 pub mod relations;
 pub mod scan;

@@ -24,27 +24,11 @@ use tracing::{error, info};
 
 use crate::error::{ErrorKind, Result, SqeError};
 use crate::metrics::Metrics;
+use crate::session::Protocol;
 use crate::tasks::{TaskRecord, TaskSlot};
 
 /// How many finished queries `system.runtime.queries` remembers.
 pub const HISTORY_LIMIT: usize = 1000;
-
-/// The client protocol a query came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Protocol {
-    FlightSql,
-    Trino,
-}
-
-impl Protocol {
-    /// The `protocol` label of metrics and `system.runtime.queries`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Protocol::FlightSql => "flight_sql",
-            Protocol::Trino => "trino",
-        }
-    }
-}
 
 /// Where a query is in its life, named as Trino names the states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::stats::{ColumnStatistics, Precision, Statistics};
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -33,6 +33,18 @@ use iceberg::scan::FileScanTask;
 use iceberg::table::Table;
 
 use crate::error::ice_to_df;
+
+/// The table's current schema as Arrow, without Iceberg's field-id metadata.
+pub fn arrow_schema(table: &Table) -> DFResult<SchemaRef> {
+    let with_ids = iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
+        .map_err(ice_to_df)?;
+    let fields: Vec<Field> = with_ids
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_metadata(Default::default()))
+        .collect();
+    Ok(Arc::new(Schema::new(fields)))
+}
 
 /// Splits tasks into at most `partitions` groups of similar byte size (largest first, each to
 /// the lightest group), keeping at least one group so the plan always has a partition.

@@ -4,9 +4,25 @@
 //! Flight SQL keeps a session per bearer token across calls; Trino clients carry their session
 //! in headers, so the Trino protocol builds one per request from them.
 
+use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
-use crate::registry::Protocol;
+/// The client protocol a query came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    FlightSql,
+    Trino,
+}
+
+impl Protocol {
+    /// The `protocol` label of metrics and `system.runtime.queries`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::FlightSql => "flight_sql",
+            Protocol::Trino => "trino",
+        }
+    }
+}
 
 pub struct SqeSession {
     id: String,
@@ -98,7 +114,9 @@ impl SqeSession {
         state.config_mut().options_mut().catalog.default_schema = schema.to_string();
     }
 
-    /// Sets a DataFusion option (`datafusion.execution.batch_size`, ...) for this session.
+    /// Sets a DataFusion option (`datafusion.execution.batch_size`, ...) for this session, and
+    /// rebuilds the functions that read options (`now()` reads `execution.time_zone`), as
+    /// DataFusion's own `SET` does.
     pub fn set_option(&self, key: &str, value: &str) -> crate::error::Result<()> {
         let state = self.ctx.state_ref();
         let mut state = state.write();
@@ -106,6 +124,31 @@ impl SqeSession {
             .config_mut()
             .options_mut()
             .set(key, value)
-            .map_err(crate::error::SqeError::from)
+            .map_err(crate::error::SqeError::from)?;
+        let options = state.config().options();
+        let updated: Vec<_> = state
+            .scalar_functions()
+            .values()
+            .filter_map(|f| f.inner().with_updated_config(options))
+            .collect();
+        for f in updated {
+            state.register_udf(std::sync::Arc::new(f))?;
+        }
+        Ok(())
+    }
+
+    /// The session's time zone (what `now()` and `current_timestamp` are in): an offset
+    /// (`+05:30`), `UTC`, or a region (`Europe/Berlin`).
+    pub fn set_time_zone(&self, zone: &str) -> crate::error::Result<()> {
+        if zone
+            .parse::<datafusion::arrow::array::timezone::Tz>()
+            .is_err()
+        {
+            return Err(crate::error::SqeError::new(
+                crate::error::ErrorKind::NotSupported,
+                format!("Time zone not supported: {zone}"),
+            ));
+        }
+        self.set_option("datafusion.execution.time_zone", zone)
     }
 }

@@ -225,6 +225,12 @@ fn longs<I: IntoIterator<Item = Option<i64>>>(values: I) -> ArrayRef {
     Arc::new(values.into_iter().collect::<Int64Array>())
 }
 
+/// Milliseconds since the epoch as `timestamp(3) with time zone` (UTC).
+fn timestamps<I: IntoIterator<Item = Option<i64>>>(values: I) -> ArrayRef {
+    let values: Vec<Option<i64>> = values.into_iter().collect();
+    Arc::new(TimestampMillisecondArray::from(values).with_timezone("+00:00"))
+}
+
 fn nulls(field: &Field, n: usize) -> ArrayRef {
     arrow::array::new_null_array(field.data_type(), n)
 }
@@ -527,9 +533,6 @@ fn queries(s: Arc<Sources>, _: NameFilter) -> BoxFuture<'static, DFResult<Vec<Ar
     Box::pin(async move {
         let records = s.registry.records();
         let n = records.len();
-        let ts = |values: Vec<Option<i64>>| -> ArrayRef {
-            Arc::new(TimestampMillisecondArray::from(values).with_timezone("+00:00"))
-        };
         let error_type = |r: &crate::registry::QueryRecord| {
             r.error.as_ref().map(|e| {
                 if e.kind().is_user_error() {
@@ -553,19 +556,16 @@ fn queries(s: Arc<Sources>, _: NameFilter) -> BoxFuture<'static, DFResult<Vec<Ar
             longs(records.iter().map(|r| Some(r.queued.as_millis() as i64))),
             longs(records.iter().map(|_| Some(0))),
             longs(records.iter().map(|r| Some(r.queued.as_millis() as i64))),
-            ts(records.iter().map(|r| millis(Some(r.created))).collect()),
-            ts(records.iter().map(|r| millis(r.started)).collect()),
-            ts(records
-                .iter()
-                .map(|r| {
-                    if r.state.is_done() {
-                        millis(r.ended)
-                    } else {
-                        millis(Some(std::time::SystemTime::now()))
-                    }
-                })
-                .collect()),
-            ts(records.iter().map(|r| millis(r.ended)).collect()),
+            timestamps(records.iter().map(|r| millis(Some(r.created)))),
+            timestamps(records.iter().map(|r| millis(r.started))),
+            timestamps(records.iter().map(|r| {
+                if r.state.is_done() {
+                    millis(r.ended)
+                } else {
+                    millis(Some(std::time::SystemTime::now()))
+                }
+            })),
+            timestamps(records.iter().map(|r| millis(r.ended))),
             strings(records.iter().map(error_type)),
             strings(
                 records
@@ -594,9 +594,6 @@ fn tasks(s: Arc<Sources>, _: NameFilter) -> BoxFuture<'static, DFResult<Vec<Arra
             }
         }
         let n = rows.len();
-        let ts = |values: Vec<Option<i64>>| -> ArrayRef {
-            Arc::new(TimestampMillisecondArray::from(values).with_timezone("+00:00"))
-        };
         let zeros = || longs(std::iter::repeat_n(Some(0), n));
         let running = |r: &(String, crate::tasks::TaskRecord)| {
             i64::from(r.1.state == crate::tasks::TaskState::Running)
@@ -632,10 +629,10 @@ fn tasks(s: Arc<Sources>, _: NameFilter) -> BoxFuture<'static, DFResult<Vec<Arra
             longs(rows.iter().map(|r| Some(r.1.rows as i64))),
             zeros(),
             zeros(),
-            ts(rows.iter().map(|r| millis(r.1.started)).collect()),
-            ts(rows.iter().map(|r| millis(r.1.started)).collect()),
-            ts(rows.iter().map(|r| millis(r.1.ended).or(now)).collect()),
-            ts(rows.iter().map(|r| millis(r.1.ended)).collect()),
+            timestamps(rows.iter().map(|r| millis(r.1.started))),
+            timestamps(rows.iter().map(|r| millis(r.1.started))),
+            timestamps(rows.iter().map(|r| millis(r.1.ended).or(now))),
+            timestamps(rows.iter().map(|r| millis(r.1.ended))),
             longs(rows.iter().map(|r| Some(r.1.partition as i64))),
             longs(rows.iter().map(|r| Some(r.1.elapsed.as_millis() as i64))),
         ])

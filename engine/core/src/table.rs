@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::catalog::TableProvider;
@@ -20,7 +20,7 @@ use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
 use crate::catalog::SqeCatalog;
 use crate::error::ice_to_df;
-use crate::scan::{IcebergScanExec, split_tasks};
+use crate::scan::{IcebergScanExec, arrow_schema, split_tasks};
 use crate::write::IcebergAppendExec;
 
 #[derive(Debug)]
@@ -43,18 +43,6 @@ impl IcebergTable {
     pub fn table(&self) -> &Table {
         &self.table
     }
-}
-
-/// The table's current schema as Arrow, without Iceberg's field-id metadata.
-pub fn arrow_schema(table: &Table) -> DFResult<SchemaRef> {
-    let with_ids = iceberg::arrow::schema_to_arrow_schema(table.metadata().current_schema())
-        .map_err(ice_to_df)?;
-    let fields: Vec<Field> = with_ids
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone().with_metadata(Default::default()))
-        .collect();
-    Ok(Arc::new(Schema::new(fields)))
 }
 
 #[async_trait]

@@ -14,7 +14,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt64Array};
+use arrow::array::{Array, RecordBatch, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::runtime::SpawnedTask;
 use datafusion::error::{DataFusionError, Result as DFResult};
@@ -44,8 +44,7 @@ use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 
 use crate::catalog::SqeCatalog;
 use crate::error::{Result, SqeError, ice_to_df, to_df};
-use crate::scan::conform;
-use crate::table::arrow_schema;
+use crate::scan::{arrow_schema, conform};
 
 type Builder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
@@ -315,4 +314,19 @@ impl ExecutionPlan for IcebergAppendExec {
             futures::stream::once(fut),
         )))
     }
+}
+
+/// Sums the `count` column DataFusion and SQE return for DML.
+pub fn count_from(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .map(|a| {
+            (0..a.len())
+                .filter(|i| a.is_valid(*i))
+                .map(|i| a.value(i))
+                .sum::<u64>()
+        })
+        .sum()
 }

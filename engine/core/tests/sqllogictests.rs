@@ -11,7 +11,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use sqe_core::engine::{Engine, Output};
 use sqe_core::error::SqeError;
-use sqe_core::registry::Protocol;
+use sqe_core::session::Protocol;
 use sqe_core::session::SqeSession;
 use sqllogictest::{DBOutput, DefaultColumnType};
 

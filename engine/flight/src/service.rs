@@ -59,10 +59,11 @@ use sqe_core::catalog::namespace;
 use sqe_core::ddl::create_and_fill;
 use sqe_core::engine::{Engine, Output};
 use sqe_core::error::{ErrorKind, Result, SqeError};
-use sqe_core::registry::{CancelOutcome, Protocol, QueryHandle, QueryState};
+use sqe_core::registry::{CancelOutcome, QueryHandle, QueryState};
+use sqe_core::scan::arrow_schema;
+use sqe_core::session::Protocol;
 use sqe_core::session::SqeSession;
 use sqe_core::sql::like_match;
-use sqe_core::table::arrow_schema;
 use sqe_core::write::append_stream;
 
 use crate::error::status;

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,7 +40,7 @@ use sqe_config::AuthMode;
 use sqe_core::auth::{ANONYMOUS, Authenticator};
 use sqe_core::engine::Engine;
 use sqe_core::error::{ErrorKind, SqeError};
-use sqe_core::registry::Protocol;
+use sqe_core::session::Protocol;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -120,7 +121,28 @@ impl TrinoService {
         lock(&self.queries).len()
     }
 
-    fn authenticate(&self, headers: &HeaderMap) -> Result<String, Box<Response>> {
+    /// The caller's tracked query: another user's, or a wrong slug, is not found.
+    fn find(&self, id: &str, slug: &str, user: &str) -> Option<Arc<TrinoQuery>> {
+        lock(&self.queries)
+            .get(id)
+            .filter(|q| q.slug == slug && q.user == user)
+            .cloned()
+    }
+}
+
+/// The user a request acts as; extracting it answers 401/403 for the handler. With
+/// `auth.mode = "none"` that is `X-Trino-User`; otherwise the credentials' user, which
+/// `X-Trino-User` may repeat but not change.
+struct Caller(String);
+
+impl FromRequestParts<Arc<TrinoService>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<TrinoService>,
+    ) -> Result<Self, Response> {
+        let headers = &parts.headers;
         let authorization = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -129,46 +151,59 @@ impl TrinoService {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|u| !u.is_empty());
-        if self.auth.mode() == AuthMode::None && authorization.is_none() {
-            return match claimed {
-                Some(u) => Ok(u.to_string()),
-                None => Err(Box::new(unauthorized(
-                    "Missing X-Trino-User (or Authorization) header",
-                ))),
-            };
+        if service.auth.mode() == AuthMode::None && authorization.is_none() {
+            return claimed
+                .map(|u| Caller(u.to_string()))
+                .ok_or_else(|| unauthorized("Missing X-Trino-User (or Authorization) header"));
         }
-        let principal = self
+        let principal = service
             .auth
             .authenticate(authorization)
-            .map_err(|e| Box::new(unauthorized(e.message())))?;
+            .map_err(|e| unauthorized(e.message()))?;
         let user = if principal.user == ANONYMOUS {
             claimed.unwrap_or(ANONYMOUS).to_string()
         } else {
             principal.user
         };
-        if let Some(c) = claimed
-            && c != user
-        {
-            return Err(Box::new(
-                (
-                    StatusCode::FORBIDDEN,
-                    format!("Access Denied: User {user} cannot impersonate user {c}"),
-                )
-                    .into_response(),
-            ));
+        match claimed {
+            Some(c) if c != user => Err((
+                StatusCode::FORBIDDEN,
+                format!("Access Denied: User {user} cannot impersonate user {c}"),
+            )
+                .into_response()),
+            _ => Ok(Caller(user)),
         }
-        Ok(user)
     }
+}
 
-    fn find(&self, id: &str, slug: &str, user: &str) -> Result<Arc<TrinoQuery>, Box<Response>> {
-        let q = lock(&self.queries).get(id).cloned();
-        match q {
-            Some(q) if q.slug == slug && q.user == user => Ok(q),
-            _ => Err(Box::new(
-                (StatusCode::NOT_FOUND, format!("Query not found: {id}")).into_response(),
-            )),
+/// A `nextUri` request: `/v1/statement/{phase}/{id}/{slug}/{token}` of a query the caller
+/// owns. Extracting it answers 401/403, and 404 for a query that is not (or no longer) tracked.
+struct PageRequest {
+    query: Arc<TrinoQuery>,
+    token: u64,
+}
+
+impl FromRequestParts<Arc<TrinoService>> for PageRequest {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        service: &Arc<TrinoService>,
+    ) -> Result<Self, Response> {
+        let Caller(user) = Caller::from_request_parts(parts, service).await?;
+        let Path((_phase, id, slug, token)) =
+            Path::<(String, String, String, u64)>::from_request_parts(parts, service)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        match service.find(&id, &slug, &user) {
+            Some(query) => Ok(Self { query, token }),
+            None => Err(not_found(&id)),
         }
     }
+}
+
+fn not_found(id: &str) -> Response {
+    (StatusCode::NOT_FOUND, format!("Query not found: {id}")).into_response()
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -221,13 +256,10 @@ fn slug() -> String {
 
 async fn submit(
     State(service): State<Arc<TrinoService>>,
+    Caller(user): Caller,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let user = match service.authenticate(&headers) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let sql = match String::from_utf8(body.to_vec()) {
         Ok(s) => s,
         Err(_) => {
@@ -285,7 +317,8 @@ async fn submit(
     }
 }
 
-/// Applies the request's catalog, schema and session properties to the engine session.
+/// Applies the request's catalog, schema, time zone and session properties to the engine
+/// session.
 fn apply_session(
     session: &sqe_core::session::SqeSession,
     client: &ClientSession,
@@ -295,6 +328,11 @@ fn apply_session(
     }
     if let Some(s) = &client.schema {
         session.set_schema(s);
+    }
+    // Trino's session zone is the client's (the JDBC driver always sends the JVM's), else
+    // the server's: the engine's default, UTC
+    if let Some(zone) = &client.time_zone {
+        session.set_time_zone(zone)?;
     }
     for (k, v) in &client.properties {
         if !k.starts_with("datafusion.") {
@@ -310,63 +348,43 @@ fn apply_session(
     Ok(())
 }
 
-async fn next_page(
-    State(service): State<Arc<TrinoService>>,
-    Path((_phase, id, slug, token)): Path<(String, String, String, u64)>,
-    headers: HeaderMap,
-) -> Response {
-    let user = match service.authenticate(&headers) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
-    let query = match service.find(&id, &slug, &user) {
-        Ok(q) => q,
-        Err(r) => return *r,
-    };
+async fn next_page(page: PageRequest, headers: HeaderMap) -> Response {
+    let PageRequest { query, token } = page;
     match query.respond(token, &base_url(&headers), MAX_WAIT).await {
         Ok(served) => json_response(served),
         Err(DeliveryError::BadToken) => (
             StatusCode::GONE,
-            format!("Query {id}: token {token} is neither the current nor the next page"),
+            format!(
+                "Query {}: token {token} is neither the current nor the next page",
+                query.id
+            ),
         )
             .into_response(),
-        Err(DeliveryError::Gone) => {
-            (StatusCode::GONE, format!("Query {id} has no more pages")).into_response()
+        Err(DeliveryError::Gone) => (
+            StatusCode::GONE,
+            format!("Query {} has no more pages", query.id),
+        )
+            .into_response(),
+    }
+}
+
+/// `DELETE nextUri`: Trino answers 204 whether or not the query was still running.
+async fn cancel(page: Result<PageRequest, Response>) -> Response {
+    match page {
+        Ok(page) => {
+            page.query.cancel(SqeError::new(
+                ErrorKind::Cancelled,
+                "Query was canceled by the client",
+            ));
+            StatusCode::NO_CONTENT.into_response()
         }
+        Err(r) if r.status() == StatusCode::NOT_FOUND => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
     }
 }
 
-async fn cancel(
-    State(service): State<Arc<TrinoService>>,
-    Path((_phase, id, slug, _token)): Path<(String, String, String, u64)>,
-    headers: HeaderMap,
-) -> Response {
-    let user = match service.authenticate(&headers) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
-    if let Ok(q) = service.find(&id, &slug, &user) {
-        q.cancel(SqeError::new(
-            ErrorKind::Cancelled,
-            "Query was canceled by the client",
-        ));
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-async fn heartbeat(
-    State(service): State<Arc<TrinoService>>,
-    Path((_phase, id, slug, _token)): Path<(String, String, String, u64)>,
-    headers: HeaderMap,
-) -> Response {
-    let user = match service.authenticate(&headers) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
-    match service.find(&id, &slug, &user) {
-        Ok(_) => StatusCode::OK.into_response(),
-        Err(r) => *r,
-    }
+async fn heartbeat(_page: PageRequest) -> StatusCode {
+    StatusCode::OK
 }
 
 /// Trino's uptime format: `5.00m`, `1.50h`, `12.00s`.
@@ -405,15 +423,12 @@ async fn info_state(State(service): State<Arc<TrinoService>>) -> Response {
 
 async fn query_info(
     State(service): State<Arc<TrinoService>>,
+    Caller(user): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let user = match service.authenticate(&headers) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let Some(entry) = service.engine.registry.get(&id).filter(|e| e.user == user) else {
-        return (StatusCode::NOT_FOUND, format!("Query not found: {id}")).into_response();
+        return not_found(&id);
     };
     let r = entry.record();
     let millis = |t: Option<std::time::SystemTime>| {
@@ -446,13 +461,9 @@ async fn query_info(
 
 async fn kill(
     State(service): State<Arc<TrinoService>>,
+    Caller(user): Caller,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    let user = match service.authenticate(&headers) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
     let tracked = lock(&service.queries).get(&id).cloned();
     match tracked {
         Some(q) if q.user == user => {
@@ -461,7 +472,7 @@ async fn kill(
         }
         _ => match service.engine.registry.cancel(&id, Some(&user)) {
             sqe_core::registry::CancelOutcome::Cancelling => StatusCode::NO_CONTENT.into_response(),
-            _ => (StatusCode::NOT_FOUND, format!("Query not found: {id}")).into_response(),
+            _ => not_found(&id),
         },
     }
 }

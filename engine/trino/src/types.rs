@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use arrow::array::timezone::Tz;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, GenericBinaryArray, GenericStringArray, OffsetSizeTrait,
 };
@@ -468,38 +469,38 @@ pub fn format_time(nanos: i64, precision: u32) -> String {
     )
 }
 
-/// A timestamp as Trino writes it; with a zone, the zone follows (`UTC` for +00:00).
+/// A timestamp as Trino writes it; with a zone, the local time there and the zone after it:
+/// `UTC` for a zero offset, `+05:30` for another offset, a region name as it is.
 pub fn format_timestamp(secs: i64, nanos: u32, precision: u32, tz: Option<&str>) -> String {
     let Some(utc) = chrono::DateTime::from_timestamp(secs, nanos) else {
         return secs.to_string();
     };
-    let (local, zone) = match tz {
-        None => (utc.naive_utc(), None),
-        Some(z) => match z.parse::<chrono::FixedOffset>() {
-            Ok(offset) => {
-                let zone = if offset.local_minus_utc() == 0 {
-                    "UTC".to_string()
-                } else {
-                    offset.to_string()
-                };
-                (utc.with_timezone(&offset).naive_local(), Some(zone))
-            }
-            Err(_) if z.eq_ignore_ascii_case("utc") || z == "Z" => {
-                (utc.naive_utc(), Some("UTC".to_string()))
-            }
-            Err(_) => (utc.naive_utc(), Some(z.to_string())),
-        },
+    let local = match tz.map(str::parse::<Tz>) {
+        Some(Ok(zone)) => utc.with_timezone(&zone).naive_local(),
+        _ => utc.naive_utc(),
     };
     let mut text = format!(
         "{}{}",
         local.format("%Y-%m-%d %H:%M:%S"),
         fraction(nanos, precision)
     );
-    if let Some(zone) = zone {
+    if let Some(zone) = tz {
         text.push(' ');
-        text.push_str(&zone);
+        text.push_str(&zone_name(zone));
     }
     text
+}
+
+/// A zone as Trino names it.
+pub fn zone_name(zone: &str) -> String {
+    match zone.parse::<chrono::FixedOffset>() {
+        Ok(offset) if offset.local_minus_utc() == 0 => "UTC".to_string(),
+        Ok(offset) => offset.to_string(),
+        Err(_) if ["utc", "z", "etc/utc", "zulu"].contains(&zone.to_ascii_lowercase().as_str()) => {
+            "UTC".to_string()
+        }
+        Err(_) => zone.to_string(),
+    }
 }
 
 /// Months as Trino's `interval year to month` text: `1-2`, `-0-3`.
@@ -713,6 +714,13 @@ mod tests {
                     .with_timezone("+01:00")
             )),
             ["\"2020-01-01 01:00:00.000000 +01:00\""]
+        );
+        assert_eq!(
+            encoded(Arc::new(
+                TimestampMicrosecondArray::from(vec![1_593_561_600_000_000])
+                    .with_timezone("America/New_York")
+            )),
+            ["\"2020-06-30 20:00:00.000000 America/New_York\""]
         );
         assert_eq!(
             encoded(Arc::new(TimestampMicrosecondArray::from(vec![-1]))),
