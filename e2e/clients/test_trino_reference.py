@@ -136,8 +136,9 @@ def test_a_bad_time_zone_fails_like_trino(trino_server, trino_reference):
         assert ours["error"][key] == theirs["error"][key], key
 
 
-def test_the_session_zone_names_current_timestamp_like_trino(trino_server, trino_reference):
-    zone = {"X-Trino-Time-Zone": "America/New_York"}
+@pytest.mark.parametrize("caps", [True, False])
+def test_the_session_zone_names_current_timestamp_like_trino(trino_server, trino_reference, caps):
+    zone = {"X-Trino-Time-Zone": "America/New_York", **(CAPS if caps else {})}
     ours = statement(trino_server.trino_url, "SELECT current_timestamp", {**SQE_SESSION, **zone})
     theirs = statement(trino_reference.url, "SELECT current_timestamp", {**TRINO_SESSION, **zone})
     assert ours["columns"][0]["type"] == theirs["columns"][0]["type"]

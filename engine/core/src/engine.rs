@@ -173,8 +173,12 @@ impl Engine {
             system_catalog(Arc::clone(&registry), Arc::downgrade(&catalogs), node),
         );
 
+        // One worker more than cores: DataFusion polls some operators for a long time without
+        // yielding (a nested-loop join probes a whole build side per batch), so a query with a
+        // partition per core could otherwise hold every worker, and a short statement (a
+        // system.runtime poll, a dashboard's metadata query) would wait for its slice to end.
         let query_runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cores)
+            .worker_threads(cores + 1)
             .thread_name("sqe-query")
             .enable_all()
             .build()
