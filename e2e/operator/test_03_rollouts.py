@@ -41,15 +41,8 @@ ROLLOUT_EVENTS = ("ImageChanged", "ConfigChanged", "SecretChanged", "RestartRequ
 
 
 def rollout_events(c: Cluster) -> list[str]:
-    """The rollout Events in order, a repeated CoordinatorRolledOut collapsed: the operator may
-    publish it twice for one rollout (a known bug, pinned by
-    test_rollout_completion_is_reported_once)."""
-    out: list[str] = []
-    for e in c.events():
-        r = e["reason"]
-        if r in ROLLOUT_EVENTS and not (r == "CoordinatorRolledOut" and out and out[-1] == r):
-            out.append(r)
-    return out
+    """The rollout Events in order, every one of them (each transition is published once)."""
+    return [e["reason"] for e in c.events() if e["reason"] in ROLLOUT_EVENTS]
 
 
 def test_image_change_rolls_workers_first(kc: Kubectl, ns: str, operator: OperatorProcess) -> None:
@@ -102,8 +95,7 @@ def test_image_change_rolls_workers_first(kc: Kubectl, ns: str, operator: Operat
         assert len(pods) == replicas and {p["spec"]["containers"][0]["image"] for p in pods} == {
             "ghcr.io/sqe-dev/sqe:1.1.0"}
     assert operator.metric("sqe_operator_rollouts_total", outcome="started") == started + 1
-    # +2 when the completion is reported twice (see test_rollout_completion_is_reported_once)
-    assert operator.metric("sqe_operator_rollouts_total", outcome="completed") in (completed + 1, completed + 2)
+    assert operator.metric("sqe_operator_rollouts_total", outcome="completed") == completed + 1
     assert operator.metric("sqe_operator_restarts_total", reason="ImageChanged") == image_restarts + 1
 
 

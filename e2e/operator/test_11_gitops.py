@@ -79,10 +79,9 @@ def test_reapply_is_a_no_op_and_an_idle_operator_writes_nothing(
     assert diff.returncode == 0, f"kubectl diff exited {diff.returncode}:\n{diff.stdout}{diff.stderr}"
     assert diff.stdout.strip() == "", diff.stdout
 
-    # The idle window.
-    if cluster.audit is None:
-        pytest.skip("no audit log on an existing cluster: only the metrics are checked")
-    offset = cluster.audit.offset()
+    # The idle window. On an existing cluster there is no audit log to read: the operator's own
+    # count of its API writes is then the whole check.
+    offset = cluster.audit.offset() if cluster.audit else None
     writes = operator.writes()
     reconciles = operator.metric("sqe_operator_reconciles_total")
     t0 = time.monotonic()
@@ -96,8 +95,9 @@ def test_reapply_is_a_no_op_and_an_idle_operator_writes_nothing(
             touched = True
         assert operator.writes() == writes, "the operator wrote during the idle window"
         time.sleep(5)
-    requests = cluster.audit.writes_since(offset)
-    assert requests == [], f"{len(requests)} write requests by {requests[0]['user']['username']}:\n{describe_requests(requests)}"
+    if cluster.audit is not None:
+        requests = cluster.audit.writes_since(offset)
+        assert requests == [], f"{len(requests)} write requests by {requests[0]['user']['username']}:\n{describe_requests(requests)}"
     assert operator.writes() == writes
     assert operator.metric("sqe_operator_reconciles_total") >= reconciles + 2, "the touches should have reconciled"
     assert c.get()["metadata"]["generation"] == int(first["generation"])

@@ -5,11 +5,13 @@
 //!     └─▶ reconcile: read ─▶ validate (pure) ─▶ build (pure) ─▶ decide (pure) ─▶ apply ─▶ status
 //! ```
 //!
-//! `validate`, `build`, `rollout::decide` and `status::compute` take data and return data; only
+//! `validate`, `build`, `rollout::decide`, `status::compute` and `announce::announcements` take
+//! data and return data; only
 //! `reconcile` (and `leader`) talk to the API server.
 
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod build;
 pub mod crd;
 pub mod drift;

@@ -31,6 +31,7 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::announce::{self, AnnounceInput, Announcement, PreviousRollout};
 use crate::build::{self, BuildContext, ChildKind, Desired};
 use crate::crd::{ClusterMode, SqeCluster, SqeClusterStatus};
 use crate::drift;
@@ -512,18 +513,36 @@ async fn reconcile_cluster(
             .unwrap_or(RolloutPhase::Idle),
     });
 
+    // announce what this pass starts, hands over, completes or finds stalled
+    let previously_stalled = status::is_true(&previous, status::DEGRADED)
+        && previous.conditions.iter().any(|c| {
+            c.type_ == status::DEGRADED && StalledPart::from_condition_reason(&c.reason).is_some()
+        });
+    let told = announce::announcements(&AnnounceInput {
+        previous: PreviousRollout {
+            phase: previous
+                .rollout
+                .as_ref()
+                .and_then(|r| RolloutPhase::parse(&r.phase)),
+            coordinator_version_known: previous
+                .versions
+                .as_ref()
+                .is_some_and(|v| v.coordinator.is_some()),
+            stalled: previously_stalled,
+        },
+        desired_coordinator: &desired.coordinator,
+        desired_workers: desired.workers.as_ref(),
+        coordinator: coordinator_obs.as_ref(),
+        workers: workers_obs.as_ref(),
+        step: &step,
+        paused: plan.paused,
+    });
+    for a in &told {
+        publish_announcement(ctx, &recorder, &reference, *a, &plan.image.version).await;
+    }
+
     // apply + sweep (not while paused)
     if !plan.paused {
-        announce_rollout(
-            ctx,
-            &recorder,
-            &reference,
-            &desired,
-            &step,
-            coordinator_obs.as_ref(),
-            workers_obs.as_ref(),
-        )
-        .await;
         apply_children(ctx, namespace, &desired, &live, &step, &names).await?;
         sweep(ctx, namespace, &desired, &live).await?;
     }
@@ -557,72 +576,6 @@ async fn reconcile_cluster(
         )
         .await;
     }
-    // Transitions worth an Event.
-    let prev_phase = previous
-        .rollout
-        .as_ref()
-        .and_then(|r| RolloutPhase::parse(&r.phase));
-    if step.phase == RolloutPhase::Idle
-        && matches!(
-            prev_phase,
-            Some(RolloutPhase::RollingCoordinator | RolloutPhase::RollingWorkers)
-        )
-        && previous
-            .versions
-            .as_ref()
-            .is_some_and(|v| v.coordinator.is_some())
-    {
-        ctx.metrics
-            .rollouts
-            .get_or_create(&OutcomeLabel {
-                outcome: "completed".into(),
-            })
-            .inc();
-        publish(
-            ctx,
-            &recorder,
-            &reference,
-            EventType::Normal,
-            "CoordinatorRolledOut",
-            &format!(
-                "the coordinator runs {}; rollout complete",
-                plan.image.version
-            ),
-        )
-        .await;
-    }
-    let was_stalled = status::is_true(&previous, status::DEGRADED)
-        && previous
-            .conditions
-            .iter()
-            .any(|c| c.type_ == status::DEGRADED && c.reason.ends_with("RolloutStalled"));
-    if let Some(part) = step.stalled
-        && !was_stalled
-    {
-        ctx.metrics
-            .rollouts
-            .get_or_create(&OutcomeLabel {
-                outcome: "stalled".into(),
-            })
-            .inc();
-        let what = match part {
-            StalledPart::Workers => {
-                "the worker rollout made no progress within its deadline; the coordinator is left unchanged"
-            }
-            StalledPart::Coordinator => {
-                "the coordinator rollout made no progress within its deadline"
-            }
-        };
-        publish(
-            ctx,
-            &recorder,
-            &reference,
-            EventType::Warning,
-            "RolloutStalled",
-            what,
-        )
-        .await;
-    }
     ctx.metrics
         .set_phase(&format!("{namespace}/{name}"), new_status.phase.as_deref());
     write_status(ctx, cluster, &previous, new_status).await?;
@@ -639,73 +592,68 @@ async fn reconcile_cluster(
     Ok((action, false))
 }
 
-/// Events and metrics for a rollout that starts or hands over to the coordinator now.
-async fn announce_rollout(
+/// One announcement as an Event and its counters.
+async fn publish_announcement(
     ctx: &Context,
     recorder: &Recorder,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
-    desired: &Desired,
-    step: &rollout::Step,
-    coordinator: Option<&DeploymentObservation>,
-    workers: Option<&DeploymentObservation>,
+    announcement: Announcement,
+    version: &str,
 ) {
-    // A new worker template is written now: a rollout starts.
-    let (first, first_desired) = match (&desired.workers, workers) {
-        (Some(dw), Some(w)) => (Some(w), dw),
-        (None, _) => (coordinator, &desired.coordinator),
-        (Some(_), None) => (None, &desired.coordinator),
-    };
-    if let Some(first) = first
-        && first.facts.template_hash != first_desired.template_hash
-        && (desired.workers.is_some() || step.apply_coordinator)
-    {
-        let reason = rollout::RolloutReason::between(&first.facts, first_desired);
+    let count = |outcome: &str| {
         ctx.metrics
             .rollouts
             .get_or_create(&OutcomeLabel {
-                outcome: "started".into(),
+                outcome: outcome.into(),
             })
             .inc();
-        ctx.metrics
-            .restarts
-            .get_or_create(&ReasonLabel {
-                reason: reason.as_str().into(),
-            })
-            .inc();
-        let target = if desired.workers.is_some() {
-            "workers"
-        } else {
-            "coordinator"
-        };
-        publish(
-            ctx,
-            recorder,
-            reference,
-            EventType::Normal,
-            reason.as_str(),
-            &format!(
-                "rolling the {target} to a new pod template ({})",
-                reason.as_str()
-            ),
-        )
-        .await;
-    }
-    // Workers done, the coordinator's template is written now.
-    if desired.workers.is_some()
-        && step.apply_coordinator
-        && let Some(c) = coordinator
-        && c.facts.template_hash != desired.coordinator.template_hash
-    {
-        publish(
-            ctx,
-            recorder,
-            reference,
+    };
+    let (kind, reason, message) = match announcement {
+        Announcement::Started { reason, target } => {
+            count("started");
+            ctx.metrics
+                .restarts
+                .get_or_create(&ReasonLabel {
+                    reason: reason.as_str().into(),
+                })
+                .inc();
+            (
+                EventType::Normal,
+                reason.as_str(),
+                format!(
+                    "rolling the {} to a new pod template ({})",
+                    target.as_str(),
+                    reason.as_str()
+                ),
+            )
+        }
+        Announcement::WorkersRolledOut => (
             EventType::Normal,
             "WorkersRolledOut",
-            "every worker runs the new template; rolling the coordinator",
-        )
-        .await;
-    }
+            "every worker runs the new template; rolling the coordinator".to_string(),
+        ),
+        Announcement::CoordinatorRolledOut => {
+            count("completed");
+            (
+                EventType::Normal,
+                "CoordinatorRolledOut",
+                format!("the coordinator runs {version}; rollout complete"),
+            )
+        }
+        Announcement::Stalled(part) => {
+            count("stalled");
+            let what = match part {
+                StalledPart::Workers => {
+                    "the worker rollout made no progress within its deadline; the coordinator is left unchanged"
+                }
+                StalledPart::Coordinator => {
+                    "the coordinator rollout made no progress within its deadline"
+                }
+            };
+            (EventType::Warning, "RolloutStalled", what.to_string())
+        }
+    };
+    publish(ctx, recorder, reference, kind, reason, &message).await;
 }
 
 async fn apply_children(

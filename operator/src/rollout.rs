@@ -209,6 +209,22 @@ pub enum StalledPart {
     Coordinator,
 }
 
+impl StalledPart {
+    /// The reason of the `Degraded` condition that reports it.
+    pub fn condition_reason(self) -> &'static str {
+        match self {
+            StalledPart::Workers => "WorkerRolloutStalled",
+            StalledPart::Coordinator => "CoordinatorRolloutStalled",
+        }
+    }
+
+    pub fn from_condition_reason(reason: &str) -> Option<Self> {
+        [StalledPart::Workers, StalledPart::Coordinator]
+            .into_iter()
+            .find(|p| p.condition_reason() == reason)
+    }
+}
+
 /// The workers-first rollout decision. Pure; one step per reconcile.
 pub fn decide(input: RolloutInput<'_>) -> Step {
     let desired_c = input.desired_coordinator;

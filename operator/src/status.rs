@@ -199,13 +199,13 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                 Some(StalledPart::Workers) => set(
                     DEGRADED,
                     true,
-                    "WorkerRolloutStalled",
+                    StalledPart::Workers.condition_reason(),
                     "the worker rollout exceeded its progress deadline (ProgressDeadlineExceeded); the coordinator is left unchanged".into(),
                 ),
                 Some(StalledPart::Coordinator) => set(
                     DEGRADED,
                     true,
-                    "CoordinatorRolloutStalled",
+                    StalledPart::Coordinator.condition_reason(),
                     "the coordinator rollout exceeded its progress deadline (ProgressDeadlineExceeded)".into(),
                 ),
                 None => set(DEGRADED, false, "AsExpected", String::new()),
