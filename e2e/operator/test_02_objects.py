@@ -254,7 +254,8 @@ def test_distributed_sample(kc: Kubectl, ns: str) -> None:
     assert wnp["spec"]["podSelector"] == {"matchLabels": wsel}
     wrules = wnp["spec"]["ingress"]
     assert [sorted(p["port"] for p in r["ports"]) for r in wrules] == [[50052], [9090]]
-    assert wrules[0]["from"] == [{"podSelector": {"matchLabels": csel}}], "only the coordinator reaches workers"
+    assert wrules[0]["from"] == [{"podSelector": {"matchLabels": csel}}, {"podSelector": {"matchLabels": wsel}}], (
+        "only the coordinator and the other workers (stage exchanges) reach a worker's 50052")
 
     cdeploy = check_child(c.deployment(f"{name}-coordinator"), obj, "coordinator", "coordinator Deployment")
     wdeploy = check_child(c.deployment(f"{name}-workers"), obj, "worker", "workers Deployment")

@@ -336,14 +336,22 @@ pub fn build(plan: &ClusterPlan, ctx: &BuildContext) -> Desired {
                 &NetworkPolicy {
                     metadata: meta(names.workload(Role::Worker), Some(Role::Worker)),
                     spec: Some(NetworkPolicySpec {
-                        pod_selector: Some(worker_pods),
+                        pod_selector: Some(worker_pods.clone()),
                         policy_types: Some(vec!["Ingress".into()]),
                         ingress: Some(vec![
+                            // the coordinator sends plan fragments; workers read each other's
+                            // task outputs (stages exchange Arrow Flight streams)
                             ingress(
-                                vec![NetworkPolicyPeer {
-                                    pod_selector: Some(coordinator_pods),
-                                    ..Default::default()
-                                }],
+                                vec![
+                                    NetworkPolicyPeer {
+                                        pod_selector: Some(coordinator_pods),
+                                        ..Default::default()
+                                    },
+                                    NetworkPolicyPeer {
+                                        pod_selector: Some(worker_pods.clone()),
+                                        ..Default::default()
+                                    },
+                                ],
                                 &[PORT_WORKER],
                             ),
                             ingress(scrapers, &[PORT_METRICS]),

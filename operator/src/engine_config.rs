@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use sqe_config::{ConfigError, Origin, SqeConfig};
+use sqe_config::{ConfigError, Origin, SqeConfig, ports};
 use toml::{Table, Value};
 
 use crate::crd::{ClusterMode, SqeClusterSpec};
@@ -27,11 +27,12 @@ pub const USERS_FILE: &str = "users";
 pub const DATA_DIR: &str = "/var/lib/sqe";
 pub const SPILL_DIR: &str = "/var/lib/sqe-spill";
 
-pub const PORT_FLIGHT_SQL: i32 = 50051;
-pub const PORT_TRINO_HTTP: i32 = 8080;
-pub const PORT_METRICS: i32 = 9090;
-pub const PORT_HEALTH: i32 = 9091;
-pub const PORT_WORKER: i32 = 50052;
+// The container ports (Kubernetes counts them in i32), from the engine's config crate.
+pub const PORT_FLIGHT_SQL: i32 = ports::FLIGHT_SQL as i32;
+pub const PORT_TRINO_HTTP: i32 = ports::TRINO_HTTP as i32;
+pub const PORT_METRICS: i32 = ports::METRICS as i32;
+pub const PORT_HEALTH: i32 = ports::HEALTH as i32;
+pub const PORT_WORKER: i32 = ports::WORKER as i32;
 
 /// Origin name used for values from `spec.config`, so problems read `spec.config.<section>.<key>`.
 const SPEC_CONFIG: &str = "spec.config";
@@ -92,16 +93,13 @@ fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
     coordinator.insert("mode".into(), mode.as_str().into());
     coordinator.insert(
         "flight_sql_addr".into(),
-        format!("0.0.0.0:{PORT_FLIGHT_SQL}").into(),
+        ports::any(ports::FLIGHT_SQL).into(),
     );
     coordinator.insert(
         "trino_http_addr".into(),
-        format!("0.0.0.0:{PORT_TRINO_HTTP}").into(),
+        ports::any(ports::TRINO_HTTP).into(),
     );
-    coordinator.insert(
-        "health_addr".into(),
-        format!("0.0.0.0:{PORT_HEALTH}").into(),
-    );
+    coordinator.insert("health_addr".into(), ports::any(ports::HEALTH).into());
     coordinator.insert("data_dir".into(), DATA_DIR.into());
     coordinator.insert("log_format".into(), "json".into());
 
@@ -144,16 +142,13 @@ fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
 
     let mut metrics = Table::new();
     metrics.insert("enabled".into(), true.into());
-    metrics.insert("addr".into(), format!("0.0.0.0:{PORT_METRICS}").into());
+    metrics.insert("addr".into(), ports::any(ports::METRICS).into());
 
     let mut table = Table::new();
     table.insert("coordinator".into(), Value::Table(coordinator));
     if mode == ClusterMode::Distributed {
         let mut worker = Table::new();
-        worker.insert(
-            "flight_addr".into(),
-            format!("0.0.0.0:{PORT_WORKER}").into(),
-        );
+        worker.insert("flight_addr".into(), ports::any(ports::WORKER).into());
         worker.insert(
             "coordinator_url".into(),
             format!(

@@ -15,6 +15,7 @@
 
 mod error;
 mod load;
+pub mod ports;
 mod schema;
 
 pub use error::{ConfigError, Origin};

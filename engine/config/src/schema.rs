@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigError, Problem};
+use crate::ports;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -81,10 +82,10 @@ impl Default for CoordinatorConfig {
     fn default() -> Self {
         Self {
             mode: Mode::Hybrid,
-            flight_sql_addr: "127.0.0.1:50051".into(),
-            trino_http_addr: "127.0.0.1:8080".into(),
+            flight_sql_addr: ports::loopback(ports::FLIGHT_SQL),
+            trino_http_addr: ports::loopback(ports::TRINO_HTTP),
             trino_client_timeout_secs: 300,
-            health_addr: "127.0.0.1:9091".into(),
+            health_addr: ports::loopback(ports::HEALTH),
             data_dir: "./sqe-data".into(),
             target_partitions: 0,
             batch_size: 8192,
@@ -118,7 +119,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            flight_addr: "127.0.0.1:50052".into(),
+            flight_addr: ports::loopback(ports::WORKER),
             coordinator_url: None,
             internal_token: None,
             spill_dir: None,
@@ -261,7 +262,7 @@ impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            addr: "127.0.0.1:9090".into(),
+            addr: ports::loopback(ports::METRICS),
         }
     }
 }
