@@ -428,7 +428,9 @@ async fn reconcile_cluster(
             });
             let message = validate::describe(&problems);
             let was_same = previous.conditions.iter().any(|c| {
-                c.type_ == status::DEGRADED && c.reason == "InvalidSpec" && c.message == message
+                c.type_ == status::DEGRADED
+                    && c.reason == status::REASON_INVALID_SPEC
+                    && c.message == message
             });
             if !was_same {
                 warn!(problems = %message, "invalid spec; waiting for a change");
@@ -437,7 +439,7 @@ async fn reconcile_cluster(
                     &recorder,
                     &reference,
                     EventType::Warning,
-                    "InvalidSpec",
+                    status::REASON_INVALID_SPEC,
                     &message,
                 )
                 .await;
@@ -564,7 +566,7 @@ async fn reconcile_cluster(
     let was_missing = !previous
         .conditions
         .iter()
-        .any(|c| c.type_ == status::SERVICE_MONITOR && c.reason == "CRDMissing");
+        .any(|c| c.type_ == status::SERVICE_MONITOR && c.reason == status::REASON_CRD_MISSING);
     if plan.service_monitor.is_some() && !service_monitor_api && was_missing {
         publish(
             ctx,

@@ -18,6 +18,10 @@ pub const DEGRADED: &str = "Degraded";
 pub const PAUSED: &str = "Paused";
 pub const SERVICE_MONITOR: &str = "ServiceMonitorAvailable";
 
+/// Condition reasons the reconciler reads back from the status it wrote.
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+pub const REASON_CRD_MISSING: &str = "CRDMissing";
+
 /// What the status is computed from.
 pub struct StatusInput<'a> {
     pub generation: Option<i64>,
@@ -76,14 +80,14 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
     match input.outcome {
         Outcome::Invalid(problems) => {
             let message = describe(problems);
-            set(READY, false, "InvalidSpec", message.clone());
+            set(READY, false, REASON_INVALID_SPEC, message.clone());
             set(
                 PROGRESSING,
                 false,
-                "InvalidSpec",
+                REASON_INVALID_SPEC,
                 "waiting for a corrected spec".into(),
             );
-            set(DEGRADED, true, "InvalidSpec", message);
+            set(DEGRADED, true, REASON_INVALID_SPEC, message);
             set(PAUSED, false, "NotPaused", String::new());
             status.phase = Some("Invalid".into());
             status.rollout = prev.rollout.clone();
@@ -225,7 +229,7 @@ pub fn compute(input: StatusInput<'_>) -> SqeClusterStatus {
                     SERVICE_MONITOR,
                     !service_monitor_missing,
                     if service_monitor_missing {
-                        "CRDMissing"
+                        REASON_CRD_MISSING
                     } else {
                         "Created"
                     },
