@@ -1,8 +1,8 @@
 //! SQL functions of SQE's dialect (Trino's) that DataFusion lacks or names differently:
-//! `date_add`, `date_diff`, `nan()`, `infinity()`, `version()` (SQE's version) and
-//! `current_user` (the session's user), and `current_timestamp`/`now()` in the session's zone.
-//! Functions Trino has and SQE does not are reported as
-//! `NOT_SUPPORTED` naming the function ([`unsupported`]), not as unknown.
+//! `date_add`, `date_diff`, `nan()`, `infinity()`, `version()` (SQE's version),
+//! `current_user` (the session's user) and `current_timestamp`/`now()` (in the session's zone).
+//! Functions Trino has and SQE does not are reported as `NOT_SUPPORTED` naming the function
+//! ([`unsupported`]), not as unknown.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -40,10 +40,8 @@ pub fn register(ctx: &SessionContext, user: &str) {
     )));
     ctx.register_udf(ScalarUDF::new_from_impl(DateAdd::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(DateDiff::new()));
-    let state = ctx.state();
-    ctx.register_udf(ScalarUDF::new_from_impl(CurrentTimestamp::new(
-        state.config_options(),
-    )));
+    let current_timestamp = CurrentTimestamp::new(ctx.state_ref().read().config_options());
+    ctx.register_udf(ScalarUDF::new_from_impl(current_timestamp));
 }
 
 /// Trino functions SQE does not have yet: calling one is `NOT_SUPPORTED`, not unknown.
@@ -97,8 +95,8 @@ pub fn unsupported(name: &str) -> Option<String> {
 }
 
 /// `current_timestamp` and `now()` as Trino has them: `timestamp(3) with time zone` in the
-/// session's zone (`datafusion.execution.time_zone`, which SQE sets to `+00:00`), the same value wherever
-/// it appears in a statement (DataFusion's is `timestamp(9)`, without a zone unless one is set).
+/// session's zone (`datafusion.execution.time_zone`, which SQE sets to `+00:00`), the same
+/// value wherever it appears in a statement (DataFusion's is `timestamp(9)`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct CurrentTimestamp {
     zone: Arc<str>,
