@@ -76,6 +76,15 @@ pub struct CoordinatorConfig {
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `sqe_engine=debug,info`.
     pub log_level: String,
+    /// Distributed mode: a worker whose heartbeats stop for this many of its intervals is GONE
+    /// and gets no more tasks.
+    pub worker_heartbeat_misses: u32,
+    /// Distributed mode: how long a query waits for a worker with headroom (ACTIVE, under its
+    /// task cap and memory limit) before it fails.
+    pub worker_wait_timeout_secs: u64,
+    /// Distributed mode: how many times a read-only query is re-run on the remaining workers
+    /// when a worker it used is lost mid-query.
+    pub query_retries: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -97,6 +106,9 @@ impl Default for CoordinatorConfig {
             session_idle_timeout_secs: 3600,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            worker_heartbeat_misses: 3,
+            worker_wait_timeout_secs: 60,
+            query_retries: 2,
         }
     }
 }
@@ -105,24 +117,65 @@ impl Default for CoordinatorConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
-    /// The worker's Flight listener, reached only by the coordinator.
+    /// The worker's listener for plan fragments, reached by the coordinator and other workers.
     pub flight_addr: String,
-    /// The coordinator's Flight SQL URL that workers register with, e.g. `http://sqe-coordinator:50051`.
+    /// The URL the coordinator and the other workers reach this worker at; default
+    /// `http://<flight_addr>` (required when `flight_addr` binds every interface).
+    pub advertise_url: Option<String>,
+    /// The coordinator's Flight SQL URL that workers heartbeat to, e.g. `http://sqe-coordinator:50051`.
     pub coordinator_url: Option<String>,
     /// The shared coordinator <-> worker credential (the operator generates it; set it by
     /// `SQE_WORKER__INTERNAL_TOKEN`, never in the file).
     pub internal_token: Option<Secret>,
     /// Where workers spill sorts, joins and aggregations; default `<data_dir>/spill`.
     pub spill_dir: Option<String>,
+    /// This worker's name in `system.runtime.nodes`; default the host name.
+    pub node_id: Option<String>,
+    /// How often the worker reports to the coordinator.
+    pub heartbeat_interval_ms: u64,
+    /// Memory the worker's tasks may use, in MiB, before they spill or fail; 0 = unlimited.
+    pub memory_limit_mb: u64,
+    /// Tasks the worker runs at once; the coordinator queues work beyond it.
+    pub max_tasks: u32,
+    /// How long running tasks may finish after SIGTERM before the worker exits.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             flight_addr: ports::loopback(ports::WORKER),
+            advertise_url: None,
             coordinator_url: None,
             internal_token: None,
             spill_dir: None,
+            node_id: None,
+            heartbeat_interval_ms: 1000,
+            memory_limit_mb: 0,
+            max_tasks: 64,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The URL others reach this worker at: `advertise_url`, else `http://<flight_addr>`, or
+    /// the problem when `flight_addr` binds every interface and so names no reachable host.
+    pub fn advertised(&self) -> Result<String, Problem> {
+        if let Some(url) = &self.advertise_url {
+            return Ok(url.clone());
+        }
+        match self.flight_addr.parse::<SocketAddr>() {
+            Ok(addr) if addr.ip().is_unspecified() => Err(Problem::new(
+                "worker.advertise_url",
+                format!(
+                    "worker.flight_addr = {addr} binds every interface, so the URL the coordinator \
+                     and the other workers reach this worker at must be set, e.g. \
+                     http://<pod IP>:{} (SQE_WORKER__ADVERTISE_URL)",
+                    addr.port()
+                ),
+            )),
+            _ => Ok(format!("http://{}", self.flight_addr)),
         }
     }
 }
@@ -346,12 +399,30 @@ impl SqeConfig {
                 ),
             ));
         }
-        if let Some(url) = &self.worker.coordinator_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
+        let w = &self.worker;
+        for (key, url) in [
+            ("worker.coordinator_url", &w.coordinator_url),
+            ("worker.advertise_url", &w.advertise_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                out.push(Problem::new(key, format!("`{url}` is not an http(s) URL")));
+            }
+        }
+        if w.heartbeat_interval_ms < 100 {
             out.push(Problem::new(
-                "worker.coordinator_url",
-                format!("`{url}` is not an http(s) URL"),
+                "worker.heartbeat_interval_ms",
+                "must be at least 100",
+            ));
+        }
+        if w.max_tasks == 0 {
+            out.push(Problem::new("worker.max_tasks", "must be at least 1"));
+        }
+        if c.worker_heartbeat_misses == 0 {
+            out.push(Problem::new(
+                "coordinator.worker_heartbeat_misses",
+                "must be at least 1",
             ));
         }
         if c.data_dir.trim().is_empty() {

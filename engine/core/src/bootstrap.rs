@@ -10,6 +10,7 @@ use tracing::info;
 
 use crate::auth::Authenticator;
 use crate::catalog::{SqeCatalog, connect, namespace};
+use crate::distribution::Distribution;
 use crate::engine::Engine;
 use crate::error::{Result, SqeError};
 use crate::metrics::Metrics;
@@ -23,12 +24,12 @@ pub struct Coordinator {
     pub auth: Arc<Authenticator>,
 }
 
-/// Opens the catalog, prepares the default schema and the sample, and builds the engine.
-pub async fn build(config: SqeConfig) -> Result<Coordinator> {
-    if config.coordinator.mode == sqe_config::Mode::Distributed {
-        return Err(SqeError::external(
-            "coordinator.mode = \"distributed\" needs sqe-worker processes, which this build does \
-             not have yet; use mode = \"hybrid\"",
+/// Opens the catalog, prepares the default schema and the sample, and builds the engine;
+/// `distribution` is distributed mode's workers and planner (none in hybrid mode).
+pub async fn build(config: SqeConfig, distribution: Option<Distribution>) -> Result<Coordinator> {
+    if (config.coordinator.mode == sqe_config::Mode::Distributed) != distribution.is_some() {
+        return Err(SqeError::internal(
+            "coordinator.mode and the distributed planner disagree",
         ));
     }
     let data_dir = PathBuf::from(&config.coordinator.data_dir);
@@ -59,7 +60,12 @@ pub async fn build(config: SqeConfig) -> Result<Coordinator> {
             )),
             CatalogType::Sql => e,
         })?;
-    let engine = Arc::new(Engine::new(config, catalog, Arc::new(Metrics::new()))?);
+    let engine = Arc::new(Engine::new(
+        config,
+        catalog,
+        Arc::new(Metrics::new()),
+        distribution,
+    )?);
     Ok(Coordinator { engine, auth })
 }
 

@@ -39,6 +39,8 @@ use sqe_config::SqeConfig;
 
 use crate::catalog::SqeCatalog;
 use crate::ddl;
+use crate::distribution::Distribution;
+use crate::membership::Membership;
 use crate::error::{Result, SqeError};
 use crate::metrics::Metrics;
 use crate::provider::CatalogHandle;
@@ -47,7 +49,7 @@ use crate::session::Protocol;
 use crate::session::SqeSession;
 use crate::sql;
 use crate::system::{NodeInfo, SYSTEM_CATALOG, system_catalog};
-use crate::tasks::TrackedExec;
+use crate::tasks::{TaskSlot, TaskState, TrackedExec};
 
 /// What running a statement produced.
 pub enum Output {
@@ -111,6 +113,8 @@ pub struct Engine {
     pub registry: Arc<QueryRegistry>,
     /// This process's id in `system.runtime.nodes` and `system.runtime.tasks`.
     node_id: String,
+    /// Distributed mode: the workers and the planner that spreads queries over them.
+    distribution: Option<Distribution>,
 }
 
 impl Drop for Engine {
@@ -122,7 +126,12 @@ impl Drop for Engine {
 }
 
 impl Engine {
-    pub fn new(config: SqeConfig, catalog: Arc<SqeCatalog>, metrics: Arc<Metrics>) -> Result<Self> {
+    pub fn new(
+        config: SqeConfig,
+        catalog: Arc<SqeCatalog>,
+        metrics: Arc<Metrics>,
+        distribution: Option<Distribution>,
+    ) -> Result<Self> {
         let c = &config.coordinator;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let target_partitions = if c.target_partitions == 0 {
@@ -170,7 +179,12 @@ impl Engine {
         };
         catalogs.register_catalog(
             SYSTEM_CATALOG.to_string(),
-            system_catalog(Arc::clone(&registry), Arc::downgrade(&catalogs), node),
+            system_catalog(
+                Arc::clone(&registry),
+                Arc::downgrade(&catalogs),
+                node,
+                distribution.as_ref().map(|d| Arc::clone(&d.membership)),
+            ),
         );
 
         // One worker more than cores: DataFusion polls some operators for a long time without
@@ -194,7 +208,13 @@ impl Engine {
             registry,
             metrics,
             node_id,
+            distribution,
         })
+    }
+
+    /// Distributed mode: the registry of workers (heartbeats go here).
+    pub fn membership(&self) -> Option<&Arc<Membership>> {
+        self.distribution.as_ref().map(|d| &d.membership)
     }
 
     pub fn config(&self) -> &SqeConfig {
@@ -207,13 +227,15 @@ impl Engine {
 
     /// A new DataFusion session with the configured defaults.
     pub fn new_context(&self) -> SessionContext {
-        let state = datafusion::execution::SessionStateBuilder::new()
+        let mut builder = datafusion::execution::SessionStateBuilder::new()
             .with_config(self.session_config.clone())
             .with_runtime_env(Arc::clone(&self.runtime_env))
             .with_catalog_list(Arc::clone(&self.catalogs))
-            .with_default_features()
-            .build();
-        SessionContext::new_with_state(state)
+            .with_default_features();
+        if let Some(d) = &self.distribution {
+            builder = d.distributor.extend(builder);
+        }
+        SessionContext::new_with_state(builder.build())
     }
 
     /// A new session for `user` with the configured defaults.
@@ -272,7 +294,7 @@ impl Engine {
     pub fn stream_query(
         &self,
         output: Output,
-        entry: &QueryEntry,
+        entry: &Arc<QueryEntry>,
     ) -> Result<SendableRecordBatchStream> {
         self.stream_inner(output, Some(entry))
     }
@@ -280,7 +302,7 @@ impl Engine {
     fn stream_inner(
         &self,
         output: Output,
-        entry: Option<&QueryEntry>,
+        entry: Option<&Arc<QueryEntry>>,
     ) -> Result<SendableRecordBatchStream> {
         let output = match (output, entry) {
             (Output::Query { plan, task_ctx }, Some(entry)) => {
@@ -305,19 +327,38 @@ impl Engine {
                     .query_runtime
                     .as_ref()
                     .ok_or_else(|| SqeError::shutting_down("the query runtime has stopped"))?;
+                let (task_ctx, mut remote) = match &self.distribution {
+                    Some(d) => {
+                        let (ctx, remote) = RemoteTasks::observe(d, &task_ctx, entry.cloned());
+                        (ctx, Some(remote))
+                    }
+                    None => (task_ctx, None),
+                };
                 let handle = rt.spawn(async move {
                     let mut stream = match execute_stream(plan, task_ctx) {
                         Ok(s) => s,
                         Err(e) => {
+                            if let Some(r) = remote.take() {
+                                r.end(TaskState::Failed);
+                            }
                             let _ = tx.send(Err(e)).await;
                             return;
                         }
                     };
                     while let Some(item) = stream.next().await {
                         let failed = item.is_err();
+                        if failed && let Some(r) = remote.take() {
+                            r.end(TaskState::Failed);
+                        }
                         if tx.send(item).await.is_err() || failed {
+                            if let Some(r) = remote.take() {
+                                r.end(TaskState::Canceled);
+                            }
                             return;
                         }
+                    }
+                    if let Some(r) = remote.take() {
+                        r.end(TaskState::Finished);
                     }
                 });
                 let guard = AbortOnDrop(handle.abort_handle());
@@ -449,7 +490,20 @@ impl Engine {
         }
         let df = session.execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
-        let physical = df.create_physical_plan().await?;
+        let mut physical = df.clone().create_physical_plan().await?;
+        if let Some(d) = &self.distribution
+            && d.membership.schedulable().is_empty()
+            && reads_tables(&physical)
+        {
+            // the queue: with no worker that has room, the planner would keep the whole query
+            // here; wait for one, then plan again across the workers
+            let timeout = Duration::from_secs(self.config.coordinator.worker_wait_timeout_secs);
+            d.membership
+                .wait_schedulable(timeout)
+                .await
+                .map_err(|why| SqeError::new(crate::error::ErrorKind::ResourceExhausted, why))?;
+            physical = df.create_physical_plan().await?;
+        }
         Ok(Output::Query {
             plan: physical,
             task_ctx,
@@ -546,6 +600,12 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Whether a plan scans Iceberg tables (work for workers) rather than only constants or
+/// this coordinator's own state (system tables).
+fn reads_tables(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    plan.as_any().is::<crate::scan::IcebergScanExec>() || plan.children().iter().any(|c| reads_tables(c))
 }
 
 fn count_output(rows: u64) -> Output {
@@ -677,4 +737,58 @@ fn show_tables_sql(
         quote_literal(&schema),
         like_filter(options, "table_name")?
     ))
+}
+
+/// The worker tasks of a running distributed query: counted against their workers (so the
+/// registry sees them before the next heartbeat) and listed in `system.runtime.tasks`.
+struct RemoteTasks {
+    membership: Arc<Membership>,
+    entry: Option<Arc<QueryEntry>>,
+    sent: std::sync::Mutex<Vec<(Arc<TaskSlot>, crate::membership::DispatchGuard)>>,
+}
+
+impl RemoteTasks {
+    /// The query's task context, reporting each task it sends into a new `RemoteTasks`.
+    fn observe(
+        d: &Distribution,
+        task_ctx: &TaskContext,
+        entry: Option<Arc<QueryEntry>>,
+    ) -> (Arc<TaskContext>, Arc<Self>) {
+        let remote = Arc::new(Self {
+            membership: Arc::clone(&d.membership),
+            entry,
+            sent: Default::default(),
+        });
+        let on_task = {
+            let remote = Arc::clone(&remote);
+            Arc::new(move |t: crate::distribution::RemoteTask| remote.sent(t))
+        };
+        (Arc::new(d.distributor.observe(task_ctx, on_task)), remote)
+    }
+
+    fn sent(&self, task: crate::distribution::RemoteTask) {
+        let node = self
+            .membership
+            .workers()
+            .into_iter()
+            .find(|w| w.url == task.url || format!("{}/", w.url) == task.url)
+            .map_or_else(|| task.url.clone(), |w| w.node_id);
+        let slot = Arc::new(TaskSlot::remote(task.stage, task.task, &node));
+        if let Some(entry) = &self.entry {
+            entry.add_tasks(std::slice::from_ref(&slot));
+        }
+        let url = task.url.trim_end_matches('/');
+        let guard = self.membership.dispatch(url, 1);
+        self.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((slot, guard));
+    }
+
+    fn end(&self, state: TaskState) {
+        let sent = std::mem::take(&mut *self.sent.lock().unwrap_or_else(|e| e.into_inner()));
+        for (slot, _guard) in sent {
+            slot.end(state);
+        }
+    }
 }

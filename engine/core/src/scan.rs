@@ -9,6 +9,9 @@
 //! File pruning (partition values and column statistics in manifests) happens at planning
 //! time, so `EXPLAIN` already shows how many files a query reads; `EXPLAIN ANALYZE` adds the
 //! files and bytes each partition actually read.
+//!
+//! The exec holds only what a worker needs to run it ([`ScanParts`]: the file tasks, the
+//! FileIO properties, the schema), so distributed mode ships it to workers as it is.
 
 use std::any::Any;
 use std::fmt;
@@ -29,8 +32,10 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 use iceberg::expr::Predicate;
+use iceberg::io::{FileIO, FileIOBuilder};
 use iceberg::scan::FileScanTask;
 use iceberg::table::Table;
+use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
 
 use crate::error::ice_to_df;
 
@@ -69,15 +74,32 @@ pub fn split_tasks(mut tasks: Vec<FileScanTask>, partitions: usize) -> Vec<Vec<F
     out.into_iter().map(|(_, files)| files).collect()
 }
 
-pub struct IcebergScanExec {
-    table: Table,
-    table_name: String,
+/// A FileIO for the same storage as one whose properties are `props` (a worker rebuilding
+/// the coordinator's table FileIO; local paths, S3 and vended credentials alike).
+pub fn file_io_from_props(props: impl IntoIterator<Item = (String, String)>) -> FileIO {
+    FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new()))
+        .with_props(props)
+        .build()
+}
+
+/// Everything an [`IcebergScanExec`] is made of, for shipping it to a worker.
+#[derive(Debug, Clone)]
+pub struct ScanParts {
+    pub table_name: String,
     /// Output schema (the projected columns, in projection order).
-    schema: SchemaRef,
-    predicate: Option<Predicate>,
-    groups: Vec<Vec<FileScanTask>>,
-    limit: Option<usize>,
-    batch_size: usize,
+    pub schema: SchemaRef,
+    /// The pushed-down filter as `EXPLAIN` shows it (each file task carries its bound form).
+    pub predicate: Option<String>,
+    pub groups: Vec<Vec<FileScanTask>>,
+    pub limit: Option<usize>,
+    pub batch_size: usize,
+    /// The table FileIO's properties (endpoint, region, credentials).
+    pub file_io_props: Vec<(String, String)>,
+}
+
+pub struct IcebergScanExec {
+    file_io: FileIO,
+    parts: ScanParts,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -85,44 +107,78 @@ pub struct IcebergScanExec {
 impl fmt::Debug for IcebergScanExec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IcebergScanExec")
-            .field("table", &self.table_name)
-            .field("partitions", &self.groups.len())
+            .field("table", &self.parts.table_name)
+            .field("partitions", &self.parts.groups.len())
             .finish()
     }
 }
 
 impl IcebergScanExec {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        table: Table,
+        table: &Table,
         schema: SchemaRef,
         predicate: Option<Predicate>,
         groups: Vec<Vec<FileScanTask>>,
         limit: Option<usize>,
         batch_size: usize,
     ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&schema)),
-            Partitioning::UnknownPartitioning(groups.len().max(1)),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
-        let table_name = table.identifier().to_string();
-        Self {
-            table,
-            table_name,
+        let file_io_props = table
+            .file_io()
+            .config()
+            .props()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let parts = ScanParts {
+            table_name: table.identifier().to_string(),
             schema,
-            predicate,
+            predicate: predicate.map(|p| p.to_string()),
             groups,
             limit,
             batch_size,
+            file_io_props,
+        };
+        Self::with_file_io(parts, table.file_io().clone())
+    }
+
+    /// The exec a worker rebuilds from shipped parts.
+    pub fn from_parts(parts: ScanParts) -> Self {
+        let file_io = file_io_from_props(parts.file_io_props.clone());
+        Self::with_file_io(parts, file_io)
+    }
+
+    fn with_file_io(parts: ScanParts, file_io: FileIO) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&parts.schema)),
+            Partitioning::UnknownPartitioning(parts.groups.len().max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Self {
+            file_io,
+            parts,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         }
     }
 
+    pub fn parts(&self) -> &ScanParts {
+        &self.parts
+    }
+
+    /// The same scan with its files regrouped into `partitions` groups (a distributed stage
+    /// running it in several tasks gives each task a share of the groups).
+    pub fn regrouped(&self, partitions: usize) -> Self {
+        let tasks: Vec<FileScanTask> = self.parts.groups.iter().flatten().cloned().collect();
+        let parts = ScanParts {
+            groups: split_tasks(tasks, partitions),
+            ..self.parts.clone()
+        };
+        Self::with_file_io(parts, self.file_io.clone())
+    }
+
     pub fn file_count(&self) -> usize {
-        self.groups.iter().map(Vec::len).sum()
+        self.parts.groups.iter().map(Vec::len).sum()
     }
 
     fn exact_rows(&self, tasks: &[FileScanTask]) -> Precision<usize> {
@@ -137,7 +193,7 @@ impl IcebergScanExec {
             })
             .sum();
         match total {
-            Some(n) if self.predicate.is_none() => match self.limit {
+            Some(n) if self.parts.predicate.is_none() => match self.parts.limit {
                 Some(l) => Precision::Exact((n as usize).min(l)),
                 None => Precision::Exact(n as usize),
             },
@@ -149,23 +205,24 @@ impl IcebergScanExec {
 
 impl DisplayAs for IcebergScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.parts;
         write!(
             f,
             "IcebergScanExec: table={}, partitions={}, files={}, projection=[{}]",
-            self.table_name,
-            self.groups.len(),
+            p.table_name,
+            p.groups.len(),
             self.file_count(),
-            self.schema
+            p.schema
                 .fields()
                 .iter()
                 .map(|f| f.name().as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
-        if let Some(p) = &self.predicate {
-            write!(f, ", predicate=[{p}]")?;
+        if let Some(predicate) = &p.predicate {
+            write!(f, ", predicate=[{predicate}]")?;
         }
-        if let Some(l) = self.limit {
+        if let Some(l) = p.limit {
             write!(f, ", limit={l}")?;
         }
         Ok(())
@@ -207,28 +264,27 @@ impl ExecutionPlan for IcebergScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
-        let tasks = self.groups.get(partition).cloned().unwrap_or_default();
+        let tasks = self.parts.groups.get(partition).cloned().unwrap_or_default();
         let files = MetricBuilder::new(&self.metrics).counter("files_scanned", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         files.add(tasks.len());
         bytes.add(tasks.iter().map(|t| t.length as usize).sum());
-        let schema = Arc::clone(&self.schema);
+        let schema = Arc::clone(&self.parts.schema);
         if tasks.is_empty() {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 futures::stream::empty(),
             )));
         }
-        let reader = self
-            .table
-            .reader_builder()
-            .with_batch_size(self.batch_size)
+        let runtime = iceberg::Runtime::try_current().map_err(ice_to_df)?;
+        let reader = iceberg::arrow::ArrowReaderBuilder::new(self.file_io.clone(), runtime)
+            .with_batch_size(self.parts.batch_size)
             .with_data_file_concurrency_limit(4)
             .with_row_group_filtering_enabled(true)
             .with_row_selection_enabled(true)
             .build();
-        let limit = self.limit;
+        let limit = self.parts.limit;
         let out_schema = Arc::clone(&schema);
         let stream = futures::stream::once(async move {
             let task_stream = futures::stream::iter(tasks.into_iter().map(Ok)).boxed();
@@ -263,16 +319,19 @@ impl ExecutionPlan for IcebergScanExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Statistics> {
         let rows = match partition {
-            Some(i) => self.exact_rows(self.groups.get(i).map(Vec::as_slice).unwrap_or(&[])),
+            Some(i) => self.exact_rows(self.parts.groups.get(i).map(Vec::as_slice).unwrap_or(&[])),
             None => {
-                let all: Vec<FileScanTask> = self.groups.iter().flatten().cloned().collect();
+                let all: Vec<FileScanTask> = self.parts.groups.iter().flatten().cloned().collect();
                 self.exact_rows(&all)
             }
         };
         Ok(Statistics {
             num_rows: rows,
             total_byte_size: Precision::Absent,
-            column_statistics: vec![ColumnStatistics::new_unknown(); self.schema.fields().len()],
+            column_statistics: vec![
+                ColumnStatistics::new_unknown();
+                self.parts.schema.fields().len()
+            ],
         })
     }
 }

@@ -33,6 +33,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 use futures::future::BoxFuture;
 
+use crate::membership::Membership;
 use crate::registry::QueryRegistry;
 use crate::sql::like_match;
 use crate::sql_types;
@@ -53,6 +54,8 @@ struct Sources {
     registry: Arc<QueryRegistry>,
     catalogs: Weak<dyn CatalogProviderList>,
     node: NodeInfo,
+    /// Distributed mode: the workers that heartbeat to this coordinator.
+    membership: Option<Arc<Membership>>,
 }
 
 type Rows = fn(Arc<Sources>, NameFilter) -> BoxFuture<'static, DFResult<Vec<ArrayRef>>>;
@@ -514,12 +517,54 @@ fn nodes(s: Arc<Sources>, _: NameFilter) -> BoxFuture<'static, DFResult<Vec<Arra
         } else {
             "active"
         };
+        let workers = s
+            .membership
+            .as_ref()
+            .map(|m| m.workers())
+            .unwrap_or_default();
+        let own_protocol = s.membership.as_ref().map(|m| i64::from(m.protocol()));
+        let mb = |b: u64| Some((b >> 20) as i64);
         Ok(vec![
-            strings([Some(n.node_id.clone())]),
-            strings([Some(n.http_uri.clone())]),
-            strings([Some(n.version.clone())]),
-            Arc::new(BooleanArray::from(vec![n.coordinator])),
-            strings([Some(state.to_string())]),
+            strings(
+                std::iter::once(Some(n.node_id.clone()))
+                    .chain(workers.iter().map(|w| Some(w.node_id.clone()))),
+            ),
+            strings(
+                std::iter::once(Some(n.http_uri.clone()))
+                    .chain(workers.iter().map(|w| Some(w.url.clone()))),
+            ),
+            strings(
+                std::iter::once(Some(n.version.clone()))
+                    .chain(workers.iter().map(|w| Some(w.version.clone()))),
+            ),
+            Arc::new(BooleanArray::from(
+                std::iter::once(n.coordinator)
+                    .chain(workers.iter().map(|_| false))
+                    .collect::<Vec<_>>(),
+            )),
+            strings(
+                std::iter::once(Some(state.to_string()))
+                    .chain(workers.iter().map(|w| Some(w.state.name().to_string()))),
+            ),
+            longs(
+                std::iter::once(own_protocol)
+                    .chain(workers.iter().map(|w| Some(i64::from(w.protocol)))),
+            ),
+            Arc::new(BooleanArray::from(
+                std::iter::once(None)
+                    .chain(workers.iter().map(|w| Some(w.schedulable)))
+                    .collect::<Vec<_>>(),
+            )),
+            strings(std::iter::once(None).chain(workers.iter().map(|w| w.note.clone()))),
+            longs(
+                std::iter::once(None)
+                    .chain(workers.iter().map(|w| Some(i64::from(w.running_tasks)))),
+            ),
+            longs(std::iter::once(None).chain(workers.iter().map(|w| mb(w.memory_used_bytes)))),
+            longs(std::iter::once(None).chain(workers.iter().map(|w| mb(w.memory_limit_bytes)))),
+            timestamps(
+                std::iter::once(None).chain(workers.iter().map(|w| millis(Some(w.last_heartbeat)))),
+            ),
         ])
     })
 }
@@ -609,9 +654,9 @@ fn tasks(s: Arc<Sources>, _: NameFilter) -> BoxFuture<'static, DFResult<Vec<Arra
             strings(rows.iter().map(|r| Some(r.1.node_id.clone()))),
             strings(
                 rows.iter()
-                    .map(|r| Some(format!("{}.0.{}", r.0, r.1.partition))),
+                    .map(|r| Some(format!("{}.{}.{}", r.0, r.1.stage, r.1.partition))),
             ),
-            strings(rows.iter().map(|r| Some(format!("{}.0", r.0)))),
+            strings(rows.iter().map(|r| Some(format!("{}.{}", r.0, r.1.stage)))),
             strings(rows.iter().map(|r| Some(r.0.clone()))),
             strings(rows.iter().map(|r| Some(r.1.state.name().to_string()))),
             longs(rows.iter().map(|_| Some(1))),
@@ -705,11 +750,13 @@ pub fn system_catalog(
     registry: Arc<QueryRegistry>,
     catalogs: Weak<dyn CatalogProviderList>,
     node: NodeInfo,
+    membership: Option<Arc<Membership>>,
 ) -> Arc<dyn CatalogProvider> {
     let s = Arc::new(Sources {
         registry,
         catalogs,
         node,
+        membership,
     });
     let mut jdbc: HashMap<&str, Arc<dyn TableProvider>> = HashMap::new();
     let names = [Some("table_cat"), Some("table_schem"), Some("table_name")];
@@ -951,6 +998,13 @@ pub fn system_catalog(
                 varchar("node_version"),
                 boolean("coordinator"),
                 varchar("state"),
+                bigint("protocol_version"),
+                boolean("schedulable"),
+                varchar("note"),
+                bigint("running_tasks"),
+                bigint("memory_used_mb"),
+                bigint("memory_limit_mb"),
+                timestamp("last_heartbeat"),
             ],
             nodes,
             [None; 3],

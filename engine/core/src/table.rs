@@ -114,7 +114,7 @@ impl TableProvider for IcebergTable {
         let options = state.config_options();
         let groups = split_tasks(tasks, options.execution.target_partitions);
         Ok(Arc::new(IcebergScanExec::new(
-            table,
+            &table,
             out_schema,
             predicate,
             groups,

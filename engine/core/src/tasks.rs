@@ -60,6 +60,8 @@ impl TaskState {
 /// The live counters of one task.
 #[derive(Debug)]
 pub struct TaskSlot {
+    /// 0 for the stage that runs here; distributed stages are numbered from 1.
+    pub stage: usize,
     pub partition: usize,
     pub node_id: String,
     state: AtomicU8,
@@ -71,6 +73,7 @@ pub struct TaskSlot {
 /// A copy of a task for `system.runtime.tasks`.
 #[derive(Debug, Clone)]
 pub struct TaskRecord {
+    pub stage: usize,
     pub partition: usize,
     pub node_id: String,
     pub state: TaskState,
@@ -84,12 +87,32 @@ pub struct TaskRecord {
 impl TaskSlot {
     pub fn new(partition: usize, node_id: &str) -> Self {
         Self {
+            stage: 0,
             partition,
             node_id: node_id.to_string(),
             state: AtomicU8::new(0),
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             times: Mutex::new((None, None)),
+        }
+    }
+
+    /// A task of distributed stage `stage` sent to a worker: running from now until [`end`].
+    ///
+    /// [`end`]: TaskSlot::end
+    pub fn remote(stage: usize, task: usize, node_id: &str) -> Self {
+        let slot = Self {
+            stage,
+            ..Self::new(task, node_id)
+        };
+        slot.set(TaskState::Running);
+        slot
+    }
+
+    /// Ends a remote task (its worker's stream does not report here).
+    pub fn end(&self, state: TaskState) {
+        if self.state() == TaskState::Running {
+            self.set(state);
         }
     }
 
@@ -118,6 +141,7 @@ impl TaskSlot {
         let (start, end) = *self.times.lock().unwrap_or_else(PoisonError::into_inner);
         let wall = |t: Instant| created.1 + t.saturating_duration_since(created.0);
         TaskRecord {
+            stage: self.stage,
             partition: self.partition,
             node_id: self.node_id.clone(),
             state: self.state(),

@@ -120,7 +120,7 @@ async fn run_file(path: &Path, complete: bool) -> Result<(), String> {
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with("tpch"));
     config.coordinator.target_partitions = 4;
-    let coordinator = sqe_core::bootstrap::build(config)
+    let coordinator = sqe_core::bootstrap::build(config, None)
         .await
         .map_err(|e| format!("cannot start the engine: {e}"))?;
     let engine = coordinator.engine;

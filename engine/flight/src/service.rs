@@ -54,6 +54,7 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
+use sqe_core::membership::{HEARTBEAT_ACTION, Heartbeat, internal_credential_ok};
 use sqe_core::auth::{Authenticator, Principal, decode_basic};
 use sqe_core::catalog::namespace;
 use sqe_core::ddl::create_and_fill;
@@ -1193,6 +1194,31 @@ impl FlightSqlService for SqeFlightService {
                         status: session_options::CLOSE_STATUS_CLOSED,
                     }
                     .encode_to_vec(),
+                )
+            }
+            HEARTBEAT_ACTION => {
+                let Some(membership) = self.engine.membership() else {
+                    return Err(Status::failed_precondition(
+                        "this coordinator runs in hybrid mode and takes no workers \
+                         (coordinator.mode = \"hybrid\")",
+                    ));
+                };
+                let expected = self.engine.config().worker.internal_token.as_ref();
+                let header = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                if !internal_credential_ok(expected.map(|t| t.expose()), header) {
+                    return Err(Status::unauthenticated(
+                        "a worker heartbeat needs the cluster's internal credential",
+                    ));
+                }
+                let beat: Heartbeat = serde_json::from_slice(&body)
+                    .map_err(|e| Status::invalid_argument(format!("{HEARTBEAT_ACTION}: {e}")))?;
+                let reply_body = membership.heartbeat(beat);
+                reply(
+                    serde_json::to_vec(&reply_body)
+                        .map_err(|e| Status::internal(format!("{HEARTBEAT_ACTION}: {e}")))?,
                 )
             }
             other => Err(Status::invalid_argument(format!(

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use sqe_config::SqeConfig;
+use sqe_config::{Mode, SqeConfig};
+use sqe_core::distribution::Distribution;
+use sqe_core::membership::protocol_version;
 use sqe_core::bootstrap::Coordinator;
 use sqe_core::error::{Result, SqeError};
 use sqe_flight_sql::SqeFlightService;
@@ -28,6 +30,37 @@ async fn bind(key: &str, addr: &str) -> Result<(TcpListener, SocketAddr)> {
         .local_addr()
         .map_err(|e| SqeError::external(format!("{key}: {e}")))?;
     Ok((listener, local))
+}
+
+/// Distributed mode's worker registry and planner; none in hybrid mode.
+pub fn distribution(config: &SqeConfig) -> Result<Option<Distribution>> {
+    if config.coordinator.mode != Mode::Distributed {
+        return Ok(None);
+    }
+    let token = config.worker.internal_token.as_ref().map(|t| t.expose());
+    if token.is_none() {
+        let public = config
+            .coordinator
+            .flight_sql_addr
+            .parse::<SocketAddr>()
+            .map(|a| !a.ip().is_loopback())
+            .unwrap_or(true);
+        if public {
+            return Err(SqeError::config(format!(
+                "worker.internal_token: a distributed coordinator on {} must authenticate its \
+                 workers; set SQE_WORKER__INTERNAL_TOKEN on the coordinator and the workers (the \
+                 operator does), or bind coordinator.flight_sql_addr to 127.0.0.1",
+                config.coordinator.flight_sql_addr
+            )));
+        }
+    }
+    let distribution = sqe_cluster::coordinator(
+        token,
+        protocol_version(),
+        config.coordinator.worker_heartbeat_misses,
+    )
+    .map_err(|e| SqeError::config(format!("worker.internal_token: {e}")))?;
+    Ok(Some(distribution))
 }
 
 /// Runs the coordinator until a shutdown signal, then drains and returns.
@@ -109,6 +142,7 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
         metrics = %metrics_listener_addr(&config),
         catalog = %config.catalog.name,
         auth = ?config.auth.mode,
+        mode = ?config.coordinator.mode,
         "SQE {} is serving", env!("CARGO_PKG_VERSION")
     );
     println!(

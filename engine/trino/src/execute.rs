@@ -43,7 +43,7 @@ pub async fn produce(statement: Statement, entry: Arc<QueryEntry>, tx: mpsc::Sen
 }
 
 async fn cancellable<T>(
-    entry: &QueryEntry,
+    entry: &Arc<QueryEntry>,
     fut: impl std::future::Future<Output = Result<T>>,
 ) -> Result<Option<T>> {
     tokio::select! {
@@ -55,7 +55,7 @@ async fn cancellable<T>(
 
 async fn run(
     s: &Statement,
-    entry: &QueryEntry,
+    entry: &Arc<QueryEntry>,
     tx: &mpsc::Sender<Item>,
 ) -> Result<Option<Completion>> {
     entry.set_state(QueryState::Planning);
@@ -333,7 +333,7 @@ async fn run(
 /// Runs SQL through the engine and streams its result (or its update count).
 async fn run_sql(
     s: &Statement,
-    entry: &QueryEntry,
+    entry: &Arc<QueryEntry>,
     tx: &mpsc::Sender<Item>,
     sql: &str,
     params: Option<ParamValues>,
@@ -384,7 +384,7 @@ async fn run_sql(
 
 async fn send_batches(
     s: &Statement,
-    entry: &QueryEntry,
+    entry: &Arc<QueryEntry>,
     tx: &mpsc::Sender<Item>,
     batch: RecordBatch,
 ) -> Result<Option<Completion>> {
@@ -414,7 +414,7 @@ fn columns(schema: &SchemaRef, types: TypeOptions) -> String {
 /// Streams a result as pages: the columns first, then rows until the engine's stream ends.
 async fn stream(
     s: &Statement,
-    entry: &QueryEntry,
+    entry: &Arc<QueryEntry>,
     tx: &mpsc::Sender<Item>,
     output: Output,
 ) -> Result<Option<Completion>> {

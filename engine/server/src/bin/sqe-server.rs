@@ -1,4 +1,5 @@
-//! `sqe-server`: the SQE coordinator (hybrid mode: it also executes queries).
+//! `sqe-server`: the SQE coordinator (hybrid mode: it also executes queries; distributed
+//! mode: `sqe-worker`s execute the stages it plans).
 
 #![forbid(unsafe_code)]
 
@@ -85,7 +86,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let coordinator = sqe_core::bootstrap::build(config).await?;
+        let distribution = sqe_server::server::distribution(&config)?;
+        let coordinator = sqe_core::bootstrap::build(config, distribution).await?;
         sqe_server::server::run(coordinator).await
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -1,0 +1,132 @@
+//! SQE's own plan nodes on the wire, and how a stage that scans Iceberg is split into tasks.
+//!
+//! ```text
+//!  coordinator: IcebergScanExec ─ try_encode ─▶ b'I' + JSON(ScanWire: file tasks, FileIO
+//!                                                props, projected schema as Arrow IPC)
+//!  worker:      try_decode ─▶ IcebergScanExec::from_parts (reads with its own FileIO)
+//!  planner:     a scan stage wants one task per file (dd caps it at the worker count); each
+//!               task's scan gets its share of the files through PartitionIsolatorExec
+//! ```
+
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow::ipc::convert::{IpcSchemaEncoder, try_schema_from_ipc_buffer};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_distributed::{PartitionIsolatorExec, TaskEstimation, TaskEstimator};
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use iceberg::scan::FileScanTask;
+use serde::{Deserialize, Serialize};
+use sqe_core::scan::{IcebergScanExec, ScanParts};
+
+const ICEBERG_SCAN: u8 = b'I';
+
+/// [`IcebergScanExec`] as it travels.
+#[derive(Serialize, Deserialize)]
+struct ScanWire {
+    table_name: String,
+    predicate: Option<String>,
+    groups: Vec<Vec<FileScanTask>>,
+    limit: Option<usize>,
+    batch_size: usize,
+    file_io_props: Vec<(String, String)>,
+    /// The projected schema as an Arrow IPC schema message.
+    schema: Vec<u8>,
+}
+
+fn wire_err(what: &str, e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Internal(format!("SQE plan codec: {what}: {e}"))
+}
+
+/// Encodes and decodes SQE's plan nodes for datafusion-distributed.
+#[derive(Debug, Default)]
+pub struct SqeCodec;
+
+impl PhysicalExtensionCodec for SqeCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        _ctx: &TaskContext,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match buf.split_first() {
+            Some((&ICEBERG_SCAN, body)) => {
+                if !inputs.is_empty() {
+                    return Err(wire_err("IcebergScanExec", "a leaf with inputs"));
+                }
+                let wire: ScanWire =
+                    serde_json::from_slice(body).map_err(|e| wire_err("IcebergScanExec", e))?;
+                let schema = try_schema_from_ipc_buffer(&wire.schema)
+                    .map_err(|e| wire_err("IcebergScanExec schema", e))?;
+                Ok(Arc::new(IcebergScanExec::from_parts(ScanParts {
+                    table_name: wire.table_name,
+                    schema: Arc::new(schema),
+                    predicate: wire.predicate,
+                    groups: wire.groups,
+                    limit: wire.limit,
+                    batch_size: wire.batch_size,
+                    file_io_props: wire.file_io_props,
+                })))
+            }
+            Some((tag, _)) => Err(wire_err("unknown node", format!("tag {tag}"))),
+            None => Err(wire_err("unknown node", "empty")),
+        }
+    }
+
+    fn try_encode(&self, node: Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> Result<()> {
+        let Some(scan) = node.as_any().downcast_ref::<IcebergScanExec>() else {
+            return Err(DataFusionError::NotImplemented(format!(
+                "{} cannot run on a worker",
+                node.name()
+            )));
+        };
+        let p = scan.parts();
+        let schema: &Schema = &p.schema;
+        let ipc = IpcSchemaEncoder::new().schema_to_fb(schema);
+        let wire = ScanWire {
+            table_name: p.table_name.clone(),
+            predicate: p.predicate.clone(),
+            groups: p.groups.clone(),
+            limit: p.limit,
+            batch_size: p.batch_size,
+            file_io_props: p.file_io_props.clone(),
+            schema: ipc.finished_data().to_vec(),
+        };
+        buf.push(ICEBERG_SCAN);
+        serde_json::to_writer(buf, &wire).map_err(|e| wire_err("IcebergScanExec", e))
+    }
+}
+
+/// How many tasks a stage scanning Iceberg gets, and each task's share of the files.
+#[derive(Debug, Default)]
+pub struct ScanTasks;
+
+impl TaskEstimator for ScanTasks {
+    fn task_estimation(
+        &self,
+        plan: &Arc<dyn ExecutionPlan>,
+        _cfg: &ConfigOptions,
+    ) -> Option<TaskEstimation> {
+        let scan = plan.as_any().downcast_ref::<IcebergScanExec>()?;
+        // one task per file at most; the planner caps it at the number of workers
+        Some(TaskEstimation::desired(scan.file_count().max(1)))
+    }
+
+    fn scale_up_leaf_node(
+        &self,
+        plan: &Arc<dyn ExecutionPlan>,
+        task_count: usize,
+        cfg: &ConfigOptions,
+    ) -> Option<Arc<dyn ExecutionPlan>> {
+        let scan = plan.as_any().downcast_ref::<IcebergScanExec>()?;
+        if task_count <= 1 {
+            return Some(Arc::clone(plan));
+        }
+        let per_task = cfg.execution.target_partitions.max(1);
+        let regrouped = Arc::new(scan.regrouped(per_task * task_count));
+        Some(Arc::new(PartitionIsolatorExec::new(regrouped, task_count)))
+    }
+}
