@@ -133,7 +133,11 @@ impl tower::Service<http::Request<Body>> for Stamped {
                 let url = self.url.clone();
                 Box::pin(async move {
                     let (parts, body) = request.into_parts();
-                    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes())
+                        .unwrap_or_default();
                     if let Some(key) = task_key(&bytes) {
                         on_task(RemoteTask {
                             stage: key.stage_id as usize,

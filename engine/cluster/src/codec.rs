@@ -19,17 +19,79 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_distributed::{PartitionIsolatorExec, TaskEstimation, TaskEstimator};
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use iceberg::scan::FileScanTask;
+use iceberg::spec::{Literal, NameMapping, PartitionSpec, Type};
 use serde::{Deserialize, Serialize};
 use sqe_core::scan::{IcebergScanExec, ScanParts};
 
 const ICEBERG_SCAN: u8 = b'I';
+
+/// A file task as it travels: iceberg-rust refuses to serialize a task's partition values,
+/// spec and name mapping, so they go beside it (the values as Iceberg's JSON single-value form).
+#[derive(Serialize, Deserialize)]
+struct TaskWire {
+    task: FileScanTask,
+    partition: Option<serde_json::Value>,
+    partition_spec: Option<PartitionSpec>,
+    name_mapping: Option<NameMapping>,
+}
+
+impl TaskWire {
+    fn encode(task: &FileScanTask) -> Result<Self> {
+        let mut bare = task.clone();
+        let partition = bare.partition.take();
+        let spec = bare.partition_spec.take();
+        let name_mapping = bare.name_mapping.take().map(|m| m.as_ref().clone());
+        let partition = match (partition, &spec) {
+            (Some(values), Some(spec)) => {
+                let ty = Type::Struct(
+                    spec.partition_type(&task.schema)
+                        .map_err(|e| wire_err("partition type", e))?,
+                );
+                Some(
+                    Literal::Struct(values)
+                        .try_into_json(&ty)
+                        .map_err(|e| wire_err("partition values", e))?,
+                )
+            }
+            (Some(_), None) => {
+                return Err(wire_err("file task", "partition values without a spec"));
+            }
+            (None, _) => None,
+        };
+        Ok(Self {
+            task: bare,
+            partition,
+            partition_spec: spec.map(|s| s.as_ref().clone()),
+            name_mapping,
+        })
+    }
+
+    fn decode(self) -> Result<FileScanTask> {
+        let mut task = self.task;
+        if let (Some(json), Some(spec)) = (self.partition, &self.partition_spec) {
+            let ty = Type::Struct(
+                spec.partition_type(&task.schema)
+                    .map_err(|e| wire_err("partition type", e))?,
+            );
+            task.partition = match Literal::try_from_json(json, &ty)
+                .map_err(|e| wire_err("partition values", e))?
+            {
+                Some(Literal::Struct(values)) => Some(values),
+                _ => return Err(wire_err("partition values", "not a struct")),
+            };
+        }
+        task.partition_spec = self.partition_spec.map(Arc::new);
+        task.name_mapping = self.name_mapping.map(Arc::new);
+        Ok(task)
+    }
+}
 
 /// [`IcebergScanExec`] as it travels.
 #[derive(Serialize, Deserialize)]
 struct ScanWire {
     table_name: String,
     predicate: Option<String>,
-    groups: Vec<Vec<FileScanTask>>,
+    groups: Vec<Vec<TaskWire>>,
     limit: Option<usize>,
     batch_size: usize,
     file_io_props: Vec<(String, String)>,
@@ -65,7 +127,11 @@ impl PhysicalExtensionCodec for SqeCodec {
                     table_name: wire.table_name,
                     schema: Arc::new(schema),
                     predicate: wire.predicate,
-                    groups: wire.groups,
+                    groups: wire
+                        .groups
+                        .into_iter()
+                        .map(|g| g.into_iter().map(TaskWire::decode).collect())
+                        .collect::<Result<_>>()?,
                     limit: wire.limit,
                     batch_size: wire.batch_size,
                     file_io_props: wire.file_io_props,
@@ -89,7 +155,11 @@ impl PhysicalExtensionCodec for SqeCodec {
         let wire = ScanWire {
             table_name: p.table_name.clone(),
             predicate: p.predicate.clone(),
-            groups: p.groups.clone(),
+            groups: p
+                .groups
+                .iter()
+                .map(|g| g.iter().map(TaskWire::encode).collect())
+                .collect::<Result<_>>()?,
             limit: p.limit,
             batch_size: p.batch_size,
             file_io_props: p.file_io_props.clone(),

@@ -160,17 +160,54 @@ mod tests {
             (t, Some("Bearer s3cret"), Some("2"), None),
             (t, Some("Bearer s3cret"), Some("1"), None),
             (t, None, Some("2"), Some(Code::Unauthenticated)),
-            (t, Some("Bearer wrong"), Some("2"), Some(Code::Unauthenticated)),
-            (t, Some("Bearer s3cre"), Some("2"), Some(Code::Unauthenticated)),
-            (t, Some("Basic czNjcmV0"), Some("2"), Some(Code::Unauthenticated)),
-            (t, Some("Bearer s3cret"), Some("3"), Some(Code::FailedPrecondition)),
-            (t, Some("Bearer s3cret"), Some("0"), Some(Code::FailedPrecondition)),
-            (t, Some("Bearer s3cret"), None, Some(Code::FailedPrecondition)),
-            (t, Some("Bearer s3cret"), Some("x"), Some(Code::FailedPrecondition)),
+            (
+                t,
+                Some("Bearer wrong"),
+                Some("2"),
+                Some(Code::Unauthenticated),
+            ),
+            (
+                t,
+                Some("Bearer s3cre"),
+                Some("2"),
+                Some(Code::Unauthenticated),
+            ),
+            (
+                t,
+                Some("Basic czNjcmV0"),
+                Some("2"),
+                Some(Code::Unauthenticated),
+            ),
+            (
+                t,
+                Some("Bearer s3cret"),
+                Some("3"),
+                Some(Code::FailedPrecondition),
+            ),
+            (
+                t,
+                Some("Bearer s3cret"),
+                Some("0"),
+                Some(Code::FailedPrecondition),
+            ),
+            (
+                t,
+                Some("Bearer s3cret"),
+                None,
+                Some(Code::FailedPrecondition),
+            ),
+            (
+                t,
+                Some("Bearer s3cret"),
+                Some("x"),
+                Some(Code::FailedPrecondition),
+            ),
             (None, None, Some("2"), None),
         ];
         for (token, auth, protocol, want) in cases {
-            let got = admit(*token, *auth, *protocol, (1, 2)).err().map(|s| s.code());
+            let got = admit(*token, *auth, *protocol, (1, 2))
+                .err()
+                .map(|s| s.code());
             assert_eq!(got, *want, "{token:?} {auth:?} {protocol:?}");
         }
     }

@@ -40,8 +40,8 @@ use sqe_config::SqeConfig;
 use crate::catalog::SqeCatalog;
 use crate::ddl;
 use crate::distribution::Distribution;
-use crate::membership::Membership;
 use crate::error::{Result, SqeError};
+use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::provider::CatalogHandle;
 use crate::registry::{QueryEntry, QueryHandle, QueryRegistry};
@@ -605,7 +605,8 @@ impl Drop for AbortOnDrop {
 /// Whether a plan scans Iceberg tables (work for workers) rather than only constants or
 /// this coordinator's own state (system tables).
 fn reads_tables(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    plan.as_any().is::<crate::scan::IcebergScanExec>() || plan.children().iter().any(|c| reads_tables(c))
+    plan.as_any().is::<crate::scan::IcebergScanExec>()
+        || plan.children().iter().any(|c| reads_tables(c))
 }
 
 fn count_output(rows: u64) -> Output {

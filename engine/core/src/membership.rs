@@ -289,7 +289,10 @@ impl Membership {
 
     /// The workers that may get a task now.
     pub fn schedulable(&self) -> Vec<WorkerView> {
-        self.workers().into_iter().filter(|w| w.schedulable).collect()
+        self.workers()
+            .into_iter()
+            .filter(|w| w.schedulable)
+            .collect()
     }
 
     /// Waits up to `timeout` for a schedulable worker; the error says why there is none.
@@ -412,7 +415,11 @@ mod tests {
             (None, Some("Bearer x"), true),
         ];
         for (expected, header, ok) in cases {
-            assert_eq!(internal_credential_ok(expected, header), ok, "{expected:?} {header:?}");
+            assert_eq!(
+                internal_credential_ok(expected, header),
+                ok,
+                "{expected:?} {header:?}"
+            );
         }
     }
 

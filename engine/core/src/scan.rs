@@ -264,7 +264,12 @@ impl ExecutionPlan for IcebergScanExec {
         partition: usize,
         _context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
-        let tasks = self.parts.groups.get(partition).cloned().unwrap_or_default();
+        let tasks = self
+            .parts
+            .groups
+            .get(partition)
+            .cloned()
+            .unwrap_or_default();
         let files = MetricBuilder::new(&self.metrics).counter("files_scanned", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_scanned", partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);

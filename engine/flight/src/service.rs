@@ -54,12 +54,12 @@ use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
-use sqe_core::membership::{HEARTBEAT_ACTION, Heartbeat, internal_credential_ok};
 use sqe_core::auth::{Authenticator, Principal, decode_basic};
 use sqe_core::catalog::namespace;
 use sqe_core::ddl::create_and_fill;
 use sqe_core::engine::{Engine, Output};
 use sqe_core::error::{ErrorKind, Result, SqeError};
+use sqe_core::membership::{HEARTBEAT_ACTION, Heartbeat, internal_credential_ok};
 use sqe_core::registry::{CancelOutcome, QueryHandle, QueryState};
 use sqe_core::scan::arrow_schema;
 use sqe_core::session::Protocol;

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use sqe_config::{Mode, SqeConfig};
-use sqe_core::distribution::Distribution;
-use sqe_core::membership::protocol_version;
 use sqe_core::bootstrap::Coordinator;
+use sqe_core::distribution::Distribution;
 use sqe_core::error::{Result, SqeError};
+use sqe_core::membership::protocol_version;
 use sqe_flight_sql::SqeFlightService;
 use sqe_trino::TrinoService;
 use tokio::net::TcpListener;

@@ -90,10 +90,12 @@ fn check(config: &SqeConfig) -> Result<(String, String, SocketAddr), StartError>
     let url = w
         .advertised()
         .map_err(|p| StartError(format!("{}: {}", p.key, p.message)))?;
-    let addr: SocketAddr = w
-        .flight_addr
-        .parse()
-        .map_err(|_| StartError(format!("worker.flight_addr = {}: not ip:port", w.flight_addr)))?;
+    let addr: SocketAddr = w.flight_addr.parse().map_err(|_| {
+        StartError(format!(
+            "worker.flight_addr = {}: not ip:port",
+            w.flight_addr
+        ))
+    })?;
     if w.internal_token.is_none() && !addr.ip().is_loopback() {
         return Err(StartError(format!(
             "worker.internal_token: a worker listening on {addr} must require the cluster's \
