@@ -53,9 +53,8 @@ impl TaskWire {
                         .map_err(|e| wire_err("partition values", e))?,
                 )
             }
-            (Some(_), None) => {
-                return Err(wire_err("file task", "partition values without a spec"));
-            }
+            // an unpartitioned table's tasks carry an empty struct and no spec: nothing to ship
+            (Some(_), None) => None,
             (None, _) => None,
         };
         Ok(Self {
