@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
-use arrow::ipc::convert::{IpcSchemaEncoder, try_schema_from_ipc_buffer};
+use arrow::ipc::convert::{IpcSchemaEncoder, fb_to_schema};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -94,7 +94,7 @@ struct ScanWire {
     limit: Option<usize>,
     batch_size: usize,
     file_io_props: Vec<(String, String)>,
-    /// The projected schema as an Arrow IPC schema message.
+    /// The projected schema as an Arrow IPC `Schema` flatbuffer.
     schema: Vec<u8>,
 }
 
@@ -120,7 +120,8 @@ impl PhysicalExtensionCodec for SqeCodec {
                 }
                 let wire: ScanWire =
                     serde_json::from_slice(body).map_err(|e| wire_err("IcebergScanExec", e))?;
-                let schema = try_schema_from_ipc_buffer(&wire.schema)
+                let schema = arrow::ipc::root_as_schema(&wire.schema)
+                    .map(fb_to_schema)
                     .map_err(|e| wire_err("IcebergScanExec schema", e))?;
                 Ok(Arc::new(IcebergScanExec::from_parts(ScanParts {
                     table_name: wire.table_name,
