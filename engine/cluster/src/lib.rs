@@ -127,36 +127,6 @@ impl Distributor for SqeDistributor {
             task_ctx.runtime_env(),
         )
     }
-
-    fn lost_worker(&self, error: &DataFusionError) -> Option<String> {
-        lost_worker_url(&error.to_string())
-    }
-}
-
-/// The worker URL named by an error datafusion-distributed raises when a worker cannot be
-/// reached or its stream broke. Pure, for table tests.
-pub fn lost_worker_url(message: &str) -> Option<String> {
-    const MARKERS: &[&str] = &[
-        "Error connecting to Distributed DataFusion worker on '",
-        "Error waiting for Distributed DataFusion channel to be ready on '",
-        "Error sending plan to worker ",
-    ];
-    for marker in MARKERS {
-        if let Some(at) = message.find(marker) {
-            let rest = &message[at + marker.len()..];
-            let end = rest.find(['\'', ':', ' ']).unwrap_or(rest.len());
-            let url = &rest[..end];
-            // "http" alone means the ':' of the scheme ended it; take up to the next quote/space
-            let url = if url == "http" || url == "https" {
-                let end = rest.find(['\'', ' ']).unwrap_or(rest.len());
-                rest[..end].trim_end_matches(':')
-            } else {
-                url
-            };
-            return Some(url.to_string());
-        }
-    }
-    None
 }
 
 /// Distributed mode's parts for a coordinator: a registry and the planner that uses it.
@@ -218,28 +188,5 @@ impl WorkerSessionBuilder for WorkerSessions {
         let session = SessionContext::new_with_state(state);
         sqe_core::functions::register(&session, "");
         Ok(session.state())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_lost_worker_in_errors() {
-        let cases = [
-            (
-                "External error: Error connecting to Distributed DataFusion worker on 'http://127.0.0.1:50061/': transport error",
-                Some("http://127.0.0.1:50061/"),
-            ),
-            (
-                "Error sending plan to worker http://127.0.0.1:50062/: status: Unavailable",
-                Some("http://127.0.0.1:50062/"),
-            ),
-            ("Arrow error: Divide by zero error", None),
-        ];
-        for (message, want) in cases {
-            assert_eq!(lost_worker_url(message).as_deref(), want, "{message}");
-        }
     }
 }

@@ -82,9 +82,6 @@ pub struct CoordinatorConfig {
     /// Distributed mode: how long a query waits for a worker with headroom (ACTIVE, under its
     /// task cap and memory limit) before it fails.
     pub worker_wait_timeout_secs: u64,
-    /// Distributed mode: how many times a read-only query is re-run on the remaining workers
-    /// when a worker it used is lost mid-query.
-    pub query_retries: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -108,7 +105,6 @@ impl Default for CoordinatorConfig {
             log_level: "info".into(),
             worker_heartbeat_misses: 3,
             worker_wait_timeout_secs: 60,
-            query_retries: 2,
         }
     }
 }

@@ -6,12 +6,10 @@
 //!  Engine::run         ── Membership::wait_schedulable (the queue: no worker with room, wait)
 //!  stream start        ── Distributor::observe ──▶ each task sent to a worker (system.runtime
 //!                                                  .tasks, the registry's in-flight counts)
-//!  stream error        ── Distributor::lost_worker ──▶ re-run a read-only query elsewhere
 //! ```
 
 use std::sync::Arc;
 
-use datafusion::error::DataFusionError;
 use datafusion::execution::{SessionStateBuilder, TaskContext};
 
 use crate::membership::Membership;
@@ -35,8 +33,6 @@ pub trait Distributor: Send + Sync {
         task_ctx: &TaskContext,
         on_task: Arc<dyn Fn(RemoteTask) + Send + Sync>,
     ) -> TaskContext;
-    /// The worker URL an execution error blames, when a worker was lost or unreachable.
-    fn lost_worker(&self, error: &DataFusionError) -> Option<String>;
 }
 
 /// Distributed mode's parts: the registry of workers and the planner that uses them.

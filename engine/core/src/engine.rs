@@ -768,17 +768,18 @@ impl RemoteTasks {
     }
 
     fn sent(&self, task: crate::distribution::RemoteTask) {
+        // the planner's URLs are parsed, so `http://host:port` comes back as `http://host:port/`
+        let url = task.url.trim_end_matches('/');
         let node = self
             .membership
             .workers()
             .into_iter()
-            .find(|w| w.url == task.url || format!("{}/", w.url) == task.url)
-            .map_or_else(|| task.url.clone(), |w| w.node_id);
+            .find(|w| w.url == url)
+            .map_or_else(|| url.to_string(), |w| w.node_id);
         let slot = Arc::new(TaskSlot::remote(task.stage, task.task, &node));
         if let Some(entry) = &self.entry {
             entry.add_tasks(std::slice::from_ref(&slot));
         }
-        let url = task.url.trim_end_matches('/');
         let guard = self.membership.dispatch(url, 1);
         self.sent
             .lock()

@@ -24,6 +24,7 @@ pub mod error;
 pub mod functions;
 pub mod membership;
 pub mod metrics;
+pub mod process;
 pub mod provider;
 pub mod registry;
 pub mod relations;

@@ -158,7 +158,7 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
         config.catalog.name,
     );
 
-    shutdown_signal().await;
+    sqe_core::process::shutdown_signal().await;
     let timeout = Duration::from_secs(config.coordinator.shutdown_timeout_secs);
     info!(
         active = engine.registry.active(),
@@ -195,30 +195,5 @@ fn metrics_listener_addr(config: &SqeConfig) -> String {
         config.metrics.addr.clone()
     } else {
         "disabled".into()
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => info!("received SIGTERM"),
-                    _ = int.recv() => info!("received SIGINT"),
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -8,44 +8,11 @@ use std::time::Duration;
 use arrow_flight::Action;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use futures::StreamExt;
-use sqe_core::membership::{HEARTBEAT_ACTION, Heartbeat, HeartbeatReply, oldest_accepted};
+use sqe_core::membership::{HEARTBEAT_ACTION, Heartbeat, HeartbeatReply};
 use tonic::transport::{Channel, Endpoint};
 use tracing::{info, warn};
 
 use crate::WorkerState;
-
-/// One heartbeat's content, before it is JSON.
-pub struct Beat {
-    pub node_id: String,
-    pub url: String,
-    pub protocol: u32,
-    pub draining: bool,
-    pub leaving: bool,
-    pub memory_used_bytes: u64,
-    pub memory_limit_bytes: u64,
-    pub running_tasks: u32,
-    pub max_tasks: u32,
-    pub interval: Duration,
-}
-
-impl Beat {
-    fn message(&self) -> Heartbeat {
-        Heartbeat {
-            node_id: self.node_id.clone(),
-            url: self.url.clone(),
-            version: sqe_core::VERSION.to_string(),
-            protocol: self.protocol,
-            oldest_protocol: oldest_accepted(self.protocol),
-            draining: self.draining,
-            leaving: self.leaving,
-            memory_used_bytes: self.memory_used_bytes,
-            memory_limit_bytes: self.memory_limit_bytes,
-            running_tasks: self.running_tasks,
-            max_tasks: self.max_tasks,
-            interval_ms: self.interval.as_millis() as u64,
-        }
-    }
-}
 
 /// Sends heartbeats to one coordinator.
 #[derive(Clone)]
@@ -74,8 +41,8 @@ impl Reporter {
         })
     }
 
-    pub async fn send(&self, beat: &Beat) -> Result<HeartbeatReply, String> {
-        let body = serde_json::to_vec(&beat.message()).map_err(|e| e.to_string())?;
+    pub async fn send(&self, beat: &Heartbeat) -> Result<HeartbeatReply, String> {
+        let body = serde_json::to_vec(beat).map_err(|e| e.to_string())?;
         let mut request = tonic::Request::new(Action {
             r#type: HEARTBEAT_ACTION.into(),
             body: body.into(),

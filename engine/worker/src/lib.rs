@@ -29,12 +29,12 @@ use datafusion_distributed::Worker;
 use sqe_cluster::WorkerSessions;
 use sqe_cluster::guard::Guard;
 use sqe_config::SqeConfig;
-use sqe_core::membership::{oldest_accepted, protocol_version};
+use sqe_core::membership::{Heartbeat, oldest_accepted, protocol_version};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::heartbeat::{Beat, Reporter};
+use crate::heartbeat::Reporter;
 
 /// A worker start-up problem, naming the config key.
 #[derive(Debug)]
@@ -62,18 +62,21 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
-    pub fn beat(&self, leaving: bool) -> Beat {
-        Beat {
+    /// What the next heartbeat reports; `leaving` on the last one.
+    pub fn beat(&self, leaving: bool) -> Heartbeat {
+        Heartbeat {
             node_id: self.node_id.clone(),
             url: self.url.clone(),
+            version: sqe_core::VERSION.to_string(),
             protocol: self.protocol,
+            oldest_protocol: oldest_accepted(self.protocol),
             draining: self.draining.load(Ordering::Relaxed),
             leaving,
             memory_used_bytes: self.runtime_env.memory_pool.reserved() as u64,
             memory_limit_bytes: self.memory_limit_bytes,
             running_tasks: self.guard.running(),
             max_tasks: self.max_tasks,
-            interval: self.interval,
+            interval_ms: self.interval.as_millis() as u64,
         }
     }
 }
@@ -204,7 +207,7 @@ pub async fn run(config: SqeConfig) -> Result<(), StartError> {
         "SQE worker {} is serving", sqe_core::VERSION
     );
 
-    shutdown_signal().await;
+    sqe_core::process::shutdown_signal().await;
     state.draining.store(true, Ordering::Relaxed);
     reporter.send(&state.beat(false)).await.ok();
     let timeout = Duration::from_secs(w.shutdown_timeout_secs);
@@ -254,23 +257,5 @@ async fn readyz(State(state): State<Arc<WorkerState>>) -> impl IntoResponse {
         )
     } else {
         (StatusCode::OK, "ready\n")
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => info!("received SIGTERM"),
-                _ = int.recv() => info!("received SIGINT"),
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sqe_config::LogFormat;
 
 #[derive(Parser)]
 #[command(
@@ -73,7 +72,7 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
-    init_logging(&config);
+    sqe_core::process::init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("sqe-net")
         .enable_all()
@@ -121,18 +120,5 @@ fn hash_password() -> ExitCode {
             eprintln!("sqe-server: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(config: &sqe_config::SqeConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SQE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.coordinator.log_level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.coordinator.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sqe_config::LogFormat;
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&config);
+    sqe_core::process::init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_name("sqe-worker")
         .enable_all()
@@ -50,18 +49,5 @@ fn main() -> ExitCode {
             eprintln!("sqe-worker: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-fn init_logging(config: &sqe_config::SqeConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SQE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.coordinator.log_level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.coordinator.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }
