@@ -156,7 +156,14 @@ mod tests {
     #[test]
     fn admits_only_the_internal_credential_and_known_protocols() {
         let t = Some("s3cret");
-        let cases: &[(Option<&str>, Option<&str>, Option<&str>, Option<Code>)] = &[
+        // (internal token, authorization header, protocol header, refusal)
+        type Case<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<Code>,
+        );
+        let cases: &[Case] = &[
             (t, Some("Bearer s3cret"), Some("2"), None),
             (t, Some("Bearer s3cret"), Some("1"), None),
             (t, None, Some("2"), Some(Code::Unauthenticated)),
