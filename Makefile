@@ -21,7 +21,7 @@ CLIPPY_DRIVER ?= $(shell rustup which clippy-driver 2>/dev/null || command -v cl
 export RUSTC_WORKSPACE_WRAPPER := $(CLIPPY_DRIVER)
 export CLIPPY_ARGS := -D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
 
-.PHONY: operator-bin help build run test test-rust test-slt test-clients lint fmt bench venv clean-data crds check-crds render-samples bench-operator
+.PHONY: operator-bin help build run test test-rust test-slt test-clients lint fmt bench venv clean-data crds check-crds render-samples bench-operator run-distributed load
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,11 +37,13 @@ test: lint check-crds test-rust test-clients e2e ## lint, CRD drift, unit + SQL 
 test-rust: ## unit tests and the sqllogictest suite
 	$(CARGO) test --release --workspace
 
-test-slt: ## only the sqllogictest suite (SQE_SLT_FILTER=name to pick files)
+test-slt: ## only the sqllogictest suite, hybrid and distributed (SQE_SLT_FILTER=name to pick files)
 	$(CARGO) test --release -p sqe-core --test sqllogictests
+	$(CARGO) test --release -p sqe-server --test sqllogictests_distributed
 
 test-clients: build venv trino-stack ## ADBC, pyarrow, sqe-cli, the trino client, JDBC drivers, the Trino CLI and a real Trino against the real sqe-server
-	SQE_SERVER_BIN=$(abspath $(BIN))/sqe-server SQE_CLI_BIN=$(abspath $(BIN))/sqe-cli \
+	SQE_SERVER_BIN=$(abspath $(BIN))/sqe-server SQE_WORKER_BIN=$(abspath $(BIN))/sqe-worker \
+		SQE_CLI_BIN=$(abspath $(BIN))/sqe-cli \
 		$(VENV)/bin/pytest -q e2e/clients
 
 lint: ## rustfmt and clippy (on every target, tests included), warnings are errors
@@ -62,6 +64,16 @@ $(VENV)/.ok: $(REQS)
 
 bench: build venv trino-stack ## TPC-H SF1: SQE (Flight SQL) vs DuckDB on the same data, and lineitem through Flight SQL, SQE's Trino protocol and a real Trino; tables in target/bench/
 	$(VENV)/bin/python bench/tpch_bench.py --sqe-server $(BIN)/sqe-server --scale $${SCALE:-1}
+
+DIST_DATA_DIR ?= ./sqe-data-distributed
+
+run-distributed: build ## a coordinator and two workers on 127.0.0.1 with the TPC-H sample (data in ./sqe-data-distributed); Ctrl-C stops them
+	$(PYTHON) bench/run_distributed.py --data-dir $(DIST_DATA_DIR) --bin-dir $(BIN)
+
+load: build venv ## parallel clients, every answer checked: MODE=hybrid|distributed CLIENTS=10 DURATION=60 (or QUERIES=n) WORKERS=2 WORKER_MEMORY_MB= SCALE=0.01 FILES_PER_TABLE=4; target/bench/load-<mode>.md
+	$(VENV)/bin/python bench/load.py --bin-dir $(BIN) --mode $${MODE:-hybrid} --clients $${CLIENTS:-10} \
+		--duration $${DURATION:-60} $${QUERIES:+--queries $$QUERIES} --workers $${WORKERS:-2} \
+		--worker-memory-mb $${WORKER_MEMORY_MB:-0} --scale $${SCALE:-0.01} --files-per-table $${FILES_PER_TABLE:-4}
 
 bench-operator: build k8s-binaries ## 200 SqeClusters at once on a local control plane: time to Ready, RSS, CPU, API writes
 	$(PYTHON) bench/operator_bench.py --clusters $${CLUSTERS:-200}

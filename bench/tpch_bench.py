@@ -7,9 +7,12 @@
 3. Each of the 22 queries runs once to warm up, then three timed runs, on SQE (ADBC Flight
    SQL, results fetched as Arrow) and on DuckDB over the same Parquet files, with the same
    number of threads. Results are compared row by row.
-4. Prints per-query medians, the SQE/DuckDB ratio, totals and geometric means, and writes the
-   table to target/bench/ (markdown and JSON).
-5. The protocol line: `SELECT * FROM lineitem` fetched whole through Flight SQL (ADBC, Arrow),
+4. The distributed column (`--no-distributed` skips it): the hybrid server stops, and a
+   coordinator with `--workers` sqe-workers starts on the same data dir; the queries run again
+   the same way, their rows compared with DuckDB's, their medians set against the hybrid ones.
+5. Prints per-query medians, the ratios, totals and geometric means, and writes the table to
+   target/bench/ (markdown and JSON). Process logs are in target/bench/logs/.
+6. The protocol line: `SELECT * FROM lineitem` fetched whole through Flight SQL (ADBC, Arrow),
    through SQE's Trino protocol (raw HTTP, JSON pages decoded as a client does) and through a
    real Trino 476's TPC-H connector (`tpch.sf<N>.lineitem`, generated on the fly) on this
    machine: rows/s and MB/s (`--protocols-only` runs just this).
@@ -19,136 +22,63 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import decimal
 import json
 import math
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-import adbc_driver_flightsql.dbapi as flight_sql
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from sqe_local import ClusterSpec, LocalCluster, ProcessFailed
+from tpch_data import (
+    TABLES,
+    connect,
+    fetch_rows,
+    ingest_tables,
+    load_queries,
+    parquet_tables,
+    parse_query_list,
+    rows_equal,
+    scale_tag,
+    timed_statement,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "e2e" / "clients"))
-QUERIES = ROOT / "bench" / "tpch"
-TABLES = ["nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def bench_env(threads: int) -> dict[str, str]:
+    """The coordinator settings of every SQE run here (hybrid and distributed alike)."""
+    return {
+        "SQE_COORDINATOR__DEFAULT_SCHEMA": "tpch",
+        "SQE_COORDINATOR__TARGET_PARTITIONS": str(threads),
+        "SQE_COORDINATOR__LOG_LEVEL": "warn",
+    }
 
 
-def split_statements(text: str) -> list[str]:
-    # comments may contain `;` (q11's fraction note): drop them before splitting
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    text = re.sub(r"--[^\n]*", "", text)
-    return [s.strip() for s in text.split(";") if s.strip()]
-
-
-def load_queries() -> dict[int, list[str]]:
-    out = {}
-    for n in range(1, 23):
-        out[n] = split_statements((QUERIES / f"q{n}.sql").read_text())
-    return out
-
-
-def timed_statement(stmts: list[str]) -> int:
-    """Index of the statement to time: the SELECT (q15 wraps it in CREATE/DROP VIEW)."""
-    for i, s in enumerate(stmts):
-        if re.match(r"^\s*select", s, re.IGNORECASE):
-            return i
-    return len(stmts) - 1
-
-
-def normalize(value):
-    if isinstance(value, float):
-        return round(value, 2)
-    if isinstance(value, decimal.Decimal):
-        return round(float(value), 2)
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
-
-
-def rows_equal(a: list[tuple], b: list[tuple]) -> bool:
-    if len(a) != len(b):
-        return False
-    for ra, rb in zip(a, b):
-        if len(ra) != len(rb):
-            return False
-        for x, y in zip(ra, rb):
-            x, y = normalize(x), normalize(y)
-            if isinstance(x, float) and isinstance(y, float):
-                if not math.isclose(x, y, rel_tol=1e-6, abs_tol=0.011):
-                    return False
-            elif x != y:
-                return False
-    return True
-
-
-class Sqe:
-    def __init__(self, binary: Path, data_dir: Path, threads: int):
-        self.port = free_port()
-        self.health = free_port()
-        self.trino_port = free_port()
-        env = dict(os.environ)
-        env.update(
-            SQE_COORDINATOR__FLIGHT_SQL_ADDR=f"127.0.0.1:{self.port}",
-            SQE_COORDINATOR__TRINO_HTTP_ADDR=f"127.0.0.1:{self.trino_port}",
-            SQE_COORDINATOR__HEALTH_ADDR=f"127.0.0.1:{self.health}",
-            SQE_METRICS__ADDR=f"127.0.0.1:{free_port()}",
-            SQE_COORDINATOR__SAMPLE_DATA="false",
-            SQE_COORDINATOR__DEFAULT_SCHEMA="tpch",
-            SQE_COORDINATOR__TARGET_PARTITIONS=str(threads),
-            SQE_COORDINATOR__LOG_LEVEL="warn",
-        )
-        self.log = open(data_dir.parent / "sqe-server.log", "w")
-        self.proc = subprocess.Popen(
-            [str(binary), "--data-dir", str(data_dir)], env=env, stdout=self.log, stderr=self.log
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"sqe-server exited early; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise SystemExit("sqe-server did not become ready in 120 s")
-        self.conn = flight_sql.connect(f"grpc://127.0.0.1:{self.port}")
-
-    def run(self, sql: str):
-        with self.conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetch_arrow_table()
-
-    def stop(self):
-        self.conn.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+def measure(execute: Callable[[str], list[tuple]], stmts: list[str], runs: int) -> tuple[float, list[tuple]]:
+    """One warm-up and `runs` timed runs of the query's SELECT: (median seconds, its rows)."""
+    ti = timed_statement(stmts)
+    times = []
+    rows: list[tuple] = []
+    for run in range(runs + 1):
+        for i, s in enumerate(stmts):
+            if i != ti:
+                execute(s)
+                continue
+            start = time.perf_counter()
+            rows = execute(s)
+            if run > 0:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times), rows
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -175,7 +105,7 @@ def trino_fetch(base: str, sql: str, headers: dict[str, str]) -> tuple[int, int,
     return rows, nbytes, time.perf_counter() - start
 
 
-def protocol_line(sqe: "Sqe", scale: float) -> list[dict]:
+def protocol_line(conn, trino_url: str, scale: float) -> list[dict]:
     """`SELECT * FROM lineitem` fetched whole through each protocol (one warm-up, best of 2)."""
     out = []
     sql = "SELECT * FROM tpch.lineitem"
@@ -186,12 +116,14 @@ def protocol_line(sqe: "Sqe", scale: float) -> list[dict]:
 
     def flight():
         start = time.perf_counter()
-        table = sqe.run(sql)
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            table = cur.fetch_arrow_table()
         return table.num_rows, table.nbytes, time.perf_counter() - start
 
     for name, f in [
         ("SQE, Flight SQL (ADBC, Arrow)", flight),
-        ("SQE, Trino protocol (JSON)", lambda: trino_fetch(f"http://127.0.0.1:{sqe.trino_port}", sql, {})),
+        ("SQE, Trino protocol (JSON)", lambda: trino_fetch(trino_url, sql, {})),
     ]:
         rows, nbytes, secs = best(f)
         out.append({"path": name, "rows": rows, "bytes": nbytes, "seconds": secs})
@@ -235,122 +167,144 @@ def protocol_table(results: list[dict]) -> list[str]:
     return lines
 
 
-def rss_mb(pid: int) -> float:
+def run_distributed(args, data_dir: Path, logs_dir: Path, queries: dict[int, list[str]],
+                    selected: list[int], duck_answers: dict[int, list[tuple]]) -> dict:
+    """The selected queries on a coordinator + `args.workers` workers over `data_dir` (which the
+    hybrid server has left): per query the median seconds and whether the rows match DuckDB's."""
+    cluster = LocalCluster(ClusterSpec(
+        mode="distributed",
+        data_dir=data_dir,
+        server_bin=Path(args.sqe_server),
+        worker_bin=Path(args.sqe_worker),
+        workers=args.workers,
+        sample_data=False,
+        coordinator_env=bench_env(args.threads),
+        worker_env={"SQE_COORDINATOR__LOG_LEVEL": "warn"},
+        logs_dir=logs_dir,
+    ))
+    out: dict = {"workers": args.workers, "queries": {}, "error": None, "peak_rss_mib": {}}
+    print(f"distributed: a coordinator and {args.workers} workers on the same data ...", flush=True)
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+        cluster.start()
+    except ProcessFailed as e:
+        out["error"] = f"could not start: {e}"
+        print(out["error"], file=sys.stderr)
+        return out
+    try:
+        conn = connect(cluster.flight_sql_uri)
+        try:
+            for n in selected:
+                try:
+                    secs, rows = measure(lambda s: fetch_rows(conn, s), queries[n], args.runs)
+                    r = {"seconds": secs, "rows": len(rows), "same_rows": rows_equal(rows, duck_answers[n])}
+                    print(f"q{n:<2} distributed {secs*1000:8.1f} ms  rows {len(rows):>4}  "
+                          f"{'ok' if r['same_rows'] else 'DIFFERENT'}", flush=True)
+                except Exception as e:  # noqa: BLE001 - reported per query, the run goes on
+                    r = {"seconds": None, "rows": None, "same_rows": False, "error": str(e)}
+                    print(f"q{n:<2} distributed FAILED: {e}", flush=True)
+                    conn.close()
+                    conn = connect(cluster.flight_sql_uri)
+                out["queries"][n] = r
+            with conn.cursor() as cur:
+                cur.execute("SELECT node_id, count(*) AS tasks FROM system.runtime.tasks "
+                            "GROUP BY node_id ORDER BY node_id")
+                out["tasks_per_node"] = dict(cur.fetchall())
+        finally:
+            conn.close()
+        out["peak_rss_mib"] = cluster.peak_rss_mib()
+    finally:
+        for line in cluster.stop():
+            print(f"distributed: {line}", flush=True)
+    return out
+
+
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sqe-server", default=str(ROOT / "target/release/sqe-server"))
+    ap.add_argument("--sqe-worker", default=None, help="default: sqe-worker beside --sqe-server")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--queries", default="1-22", help="e.g. 1-22 or 1,3,6")
     ap.add_argument("--protocols-only", action="store_true", help="only the protocol line")
+    # NO_DISTRIBUTED=1 and FILES_PER_TABLE=n reach these through `make bench` as well
+    ap.add_argument("--no-distributed", action="store_true",
+                    default=os.environ.get("NO_DISTRIBUTED", "") not in ("", "0"),
+                    help="skip the coordinator + workers column (or NO_DISTRIBUTED=1)")
+    ap.add_argument("--workers", type=int, default=2, help="workers in the distributed column")
+    ap.add_argument("--files-per-table", type=int, default=int(os.environ.get("FILES_PER_TABLE", "1")),
+                    help="Iceberg data files per table, default 1 (or FILES_PER_TABLE=n): SQE splits "
+                         "scans by file, so a table of one file is read by one task on one node")
     args = ap.parse_args()
+    if args.sqe_worker is None:
+        args.sqe_worker = str(Path(args.sqe_server).with_name("sqe-worker"))
 
-    selected: list[int] = []
-    for part in args.queries.split(","):
-        if "-" in part:
-            a, b = part.split("-")
-            selected.extend(range(int(a), int(b) + 1))
-        else:
-            selected.append(int(part))
-
+    selected = parse_query_list(args.queries)
     out_dir = ROOT / "target" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
-    sf_tag = f"sf{args.scale:g}"
-    parquet_dir = out_dir / f"tpch-{sf_tag}-parquet"
-    if not (parquet_dir / "lineitem.parquet").exists():
-        print(f"generating TPC-H {sf_tag} Parquet into {parquet_dir} ...", flush=True)
-        tmp = parquet_dir.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run(
-            [args.sqe_server, "generate-tpch", "--scale", str(args.scale), "--out", str(tmp)],
-            check=True,
-        )
-        tmp.rename(parquet_dir)
+    logs_dir = out_dir / "logs"
+    sf_tag = scale_tag(args.scale)
+    parquet_dir = parquet_tables(Path(args.sqe_server), args.scale, out_dir)
 
     work = Path(tempfile.mkdtemp(prefix="sqe-bench-"))
-    sqe = Sqe(Path(args.sqe_server), work / "data", args.threads)
+    data_dir = work / "data"
+    sqe = LocalCluster(ClusterSpec(
+        mode="hybrid",
+        data_dir=data_dir,
+        server_bin=Path(args.sqe_server),
+        sample_data=False,
+        coordinator_env=bench_env(args.threads),
+        logs_dir=logs_dir,
+    ))
     queries = load_queries()
     results = {}
+    duck_answers: dict[int, list[tuple]] = {}
+    distributed = None
     try:
-        print("loading into Iceberg through Flight SQL bulk ingest ...", flush=True)
-        t0 = time.perf_counter()
-        total_rows = 0
-        with sqe.conn.cursor() as cur:
+        sqe.start()
+        conn = connect(sqe.flight_sql_uri)
+        try:
+            print("loading into Iceberg through Flight SQL bulk ingest ...", flush=True)
+            t0 = time.perf_counter()
+            total_rows = ingest_tables(conn, parquet_dir, files_per_table=args.files_per_table)
+            load_s = time.perf_counter() - t0
+            print(f"loaded {total_rows} rows in {load_s:.1f} s", flush=True)
+
+            protocols = protocol_line(conn, sqe.trino_url, args.scale)
+            if args.protocols_only:
+                selected = []
+
+            duck = duckdb.connect()
+            duck.execute(f"SET threads TO {args.threads}")
             for t in TABLES:
-                table = pq.read_table(parquet_dir / f"{t}.parquet")
-                # the Flight client sends at most 16 MiB per message: stream in modest batches
-                reader = pa.RecordBatchReader.from_batches(
-                    table.schema, table.to_batches(max_chunksize=65536)
+                duck.execute(
+                    f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{parquet_dir / (t + '.parquet')}')"
                 )
-                total_rows += cur.adbc_ingest(t, reader, mode="create", db_schema_name="tpch")
-        sqe.conn.commit()
-        load_s = time.perf_counter() - t0
-        print(f"loaded {total_rows} rows in {load_s:.1f} s", flush=True)
 
-        protocols = protocol_line(sqe, args.scale)
-        if args.protocols_only:
-            selected = []
-
-        duck = duckdb.connect()
-        duck.execute(f"SET threads TO {args.threads}")
-        for t in TABLES:
-            duck.execute(
-                f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{parquet_dir / (t + '.parquet')}')"
-            )
-
-        for n in selected:
-            stmts = queries[n]
-            ti = timed_statement(stmts)
-            timings = {"sqe": [], "duckdb": []}
-            answers = {}
-            for engine in ("sqe", "duckdb"):
-                for run in range(args.runs + 1):
-                    for i, s in enumerate(stmts):
-                        if i == ti:
-                            start = time.perf_counter()
-                            if engine == "sqe":
-                                rows = sqe.run(s).to_pylist()
-                                rows = [tuple(r.values()) for r in rows]
-                            else:
-                                rows = duck.execute(s).fetchall()
-                            elapsed = time.perf_counter() - start
-                            if run > 0:
-                                timings[engine].append(elapsed)
-                            answers[engine] = rows
-                        elif engine == "sqe":
-                            sqe.run(s)
-                        else:
-                            duck.execute(s)
-            same = rows_equal(answers["sqe"], answers["duckdb"])
-            results[n] = {
-                "sqe_s": statistics.median(timings["sqe"]),
-                "duckdb_s": statistics.median(timings["duckdb"]),
-                "rows": len(answers["sqe"]),
-                "same_rows": same,
-            }
-            r = results[n]
-            print(
-                f"q{n:<2} sqe {r['sqe_s']*1000:8.1f} ms  duckdb {r['duckdb_s']*1000:8.1f} ms  "
-                f"ratio {r['sqe_s']/r['duckdb_s']:5.2f}  rows {r['rows']:>4}  {'ok' if same else 'DIFFERENT'}",
-                flush=True,
-            )
-        peak_rss = rss_mb(sqe.proc.pid)
+            for n in selected:
+                sqe_s, sqe_rows = measure(lambda s: fetch_rows(conn, s), queries[n], args.runs)
+                duck_s, duck_rows = measure(lambda s: duck.execute(s).fetchall(), queries[n], args.runs)
+                duck_answers[n] = duck_rows
+                same = rows_equal(sqe_rows, duck_rows)
+                results[n] = {"sqe_s": sqe_s, "duckdb_s": duck_s, "rows": len(sqe_rows), "same_rows": same}
+                print(
+                    f"q{n:<2} sqe {sqe_s*1000:8.1f} ms  duckdb {duck_s*1000:8.1f} ms  "
+                    f"ratio {sqe_s/duck_s:5.2f}  rows {len(sqe_rows):>4}  {'ok' if same else 'DIFFERENT'}",
+                    flush=True,
+                )
+        finally:
+            conn.close()
+        peak_rss = sqe.peak_rss_mib()["sqe-server"]
+        sqe.stop()
+        if selected and not args.no_distributed:
+            distributed = run_distributed(args, data_dir, logs_dir, queries, selected, duck_answers)
     finally:
         sqe.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-    def geomean(xs):
-        return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
     if not results:
         report = "\n".join(protocol_table(protocols)) + "\n"
@@ -362,28 +316,80 @@ def main() -> int:
     duck_total = sum(r["duckdb_s"] for r in results.values())
     sqe_gm = geomean([r["sqe_s"] for r in results.values()])
     duck_gm = geomean([r["duckdb_s"] for r in results.values()])
-    mismatches = [n for n, r in results.items() if not r["same_rows"]]
+    mismatches = [f"q{n}" for n, r in results.items() if not r["same_rows"]]
 
     lines = [
         f"# TPC-H {sf_tag}: SQE vs DuckDB {duckdb.__version__}",
         "",
         f"{dt.datetime.now().isoformat(timespec='seconds')} · {platform.node()} · "
         f"{os.cpu_count()} cores · {args.threads} threads · median of {args.runs} runs after a warm-up",
-        f"SQE: Flight SQL (ADBC) over Iceberg tables loaded by bulk ingest in {load_s:.1f} s; "
+        f"SQE: Flight SQL (ADBC) over Iceberg tables ({args.files_per_table} data file(s) per table) "
+        f"loaded by bulk ingest in {load_s:.1f} s; "
         f"peak RSS {peak_rss:.0f} MiB. DuckDB: Parquet files.",
-        "",
-        "| query | SQE ms | DuckDB ms | SQE/DuckDB | rows | same rows |",
-        "|------:|-------:|----------:|-----------:|-----:|:---------:|",
     ]
-    for n, r in results.items():
+    dist = distributed["queries"] if distributed else {}
+    if distributed:
+        rss = ", ".join(f"{name} {mib:.0f}" for name, mib in distributed["peak_rss_mib"].items())
         lines.append(
-            f"| q{n} | {r['sqe_s']*1000:.1f} | {r['duckdb_s']*1000:.1f} | "
-            f"{r['sqe_s']/r['duckdb_s']:.2f} | {r['rows']} | {'yes' if r['same_rows'] else '**no**'} |"
+            f"Distributed: a coordinator and {distributed['workers']} workers on the same Iceberg "
+            f"data (sqe-server, mode = distributed); peak RSS MiB: {rss or 'n/a'}."
         )
-    lines += [
-        f"| **total** | {sqe_total*1000:.0f} | {duck_total*1000:.0f} | {sqe_total/duck_total:.2f} | | |",
-        f"| **geomean** | {sqe_gm*1000:.1f} | {duck_gm*1000:.1f} | {sqe_gm/duck_gm:.2f} | | |",
-    ]
+        if distributed["error"]:
+            lines.append(f"Distributed run failed: {distributed['error'].splitlines()[0]}")
+        mismatches += [f"q{n} (distributed)" for n in selected if not dist.get(n, {}).get("same_rows")]
+    lines.append("")
+    if distributed:
+        lines += [
+            "| query | SQE ms | DuckDB ms | SQE/DuckDB | distributed ms | distributed/SQE | rows | same rows | distributed same rows |",
+            "|------:|-------:|----------:|-----------:|---------------:|----------------:|-----:|:---------:|:---------------------:|",
+        ]
+    else:
+        lines += [
+            "| query | SQE ms | DuckDB ms | SQE/DuckDB | rows | same rows |",
+            "|------:|-------:|----------:|-----------:|-----:|:---------:|",
+        ]
+    yes = lambda ok: "yes" if ok else "**no**"  # noqa: E731
+    for n, r in results.items():
+        row = f"| q{n} | {r['sqe_s']*1000:.1f} | {r['duckdb_s']*1000:.1f} | {r['sqe_s']/r['duckdb_s']:.2f} | "
+        if distributed:
+            d = dist.get(n, {})
+            if d.get("seconds"):
+                row += f"{d['seconds']*1000:.1f} | {d['seconds']/r['sqe_s']:.2f} | "
+            else:
+                row += "failed | | "
+            row += f"{r['rows']} | {yes(r['same_rows'])} | {yes(d.get('same_rows'))} |"
+        else:
+            row += f"{r['rows']} | {yes(r['same_rows'])} |"
+        lines.append(row)
+    dist_ok = [n for n in results if dist.get(n, {}).get("seconds")]
+    if distributed and dist_ok:
+        dist_total = sum(dist[n]["seconds"] for n in dist_ok)
+        dist_gm = geomean([dist[n]["seconds"] for n in dist_ok])
+        ratio_gm = geomean([dist[n]["seconds"] / results[n]["sqe_s"] for n in dist_ok])
+        partial = "" if len(dist_ok) == len(results) else f" ({len(dist_ok)} of {len(results)} queries)"
+        lines += [
+            f"| **total** | {sqe_total*1000:.0f} | {duck_total*1000:.0f} | {sqe_total/duck_total:.2f} | "
+            f"{dist_total*1000:.0f}{partial} | {dist_total/sum(results[n]['sqe_s'] for n in dist_ok):.2f} | | | |",
+            f"| **geomean** | {sqe_gm*1000:.1f} | {duck_gm*1000:.1f} | {sqe_gm/duck_gm:.2f} | "
+            f"{dist_gm*1000:.1f}{partial} | {ratio_gm:.2f} | | | |",
+        ]
+        distributed.update(total_s=dist_total, geomean_s=dist_gm, geomean_ratio_to_hybrid=ratio_gm)
+        tasks = distributed.get("tasks_per_node", {})
+        if tasks:
+            total_tasks = sum(tasks.values())
+            lines += ["", "Tasks per node in the distributed run (system.runtime.tasks): " + ", ".join(
+                f"{node} {count} ({100 * count / total_tasks:.0f} %)" for node, count in tasks.items())]
+            if not any(node.startswith("worker-") for node in tasks):
+                lines += ["", f"**No task ran on a worker**: with {args.files_per_table} data file(s) "
+                          "per table every scan is one task, which the coordinator keeps; "
+                          "`FILES_PER_TABLE=4 make bench` (--files-per-table 4) splits the tables."]
+    else:
+        lines += [
+            f"| **total** | {sqe_total*1000:.0f} | {duck_total*1000:.0f} | {sqe_total/duck_total:.2f} | | |"
+            + (" | | |" if distributed else ""),
+            f"| **geomean** | {sqe_gm*1000:.1f} | {duck_gm*1000:.1f} | {sqe_gm/duck_gm:.2f} | | |"
+            + (" | | |" if distributed else ""),
+        ]
     lines += protocol_table(protocols)
     report = "\n".join(lines) + "\n"
     print()
@@ -394,6 +400,7 @@ def main() -> int:
             {
                 "scale": args.scale,
                 "threads": args.threads,
+                "files_per_table": args.files_per_table,
                 "load_seconds": load_s,
                 "peak_rss_mib": peak_rss,
                 "queries": results,
@@ -401,13 +408,14 @@ def main() -> int:
                 "duckdb_total_s": duck_total,
                 "sqe_geomean_s": sqe_gm,
                 "duckdb_geomean_s": duck_gm,
+                "distributed": distributed,
                 "protocols": protocols,
             },
             indent=2,
         )
     )
     if mismatches:
-        print(f"results differ for: {', '.join('q%d' % n for n in mismatches)}", file=sys.stderr)
+        print(f"results differ or failed for: {', '.join(mismatches)}", file=sys.stderr)
         return 1
     return 0
 

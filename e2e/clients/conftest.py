@@ -9,6 +9,10 @@ Server fixtures (every server listens on free 127.0.0.1 ports and has its own da
 - `auth_server`    one per session with auth.mode = "password" and the users in `auth_users`.
 - `server_factory` makes servers a test owns (restarts, drain, config); all are stopped after
                    the test. `server_factory(start=False, ...)` returns an unstarted one.
+- `distributed_cluster` makes distributed-mode clusters a test owns (a coordinator with
+                   coordinator.mode = "distributed" and `sqe-worker`s); all are stopped after the
+                   test. `distributed_cluster(workers=2, sample=..., worker_env=...,
+                   coordinator_env=..., config=...)` -> `Cluster` (.coordinator, .workers).
 
 When a test fails, the tail of the log of every server that was running during it is attached
 to the report.
@@ -23,12 +27,14 @@ from pathlib import Path
 import pytest
 
 from sqe_harness import (  # noqa: F401 - re-exported for test modules and plugins
+    Cluster,
     ServerStartError,
     attach_logs,
     SqeServer,
     cli_binary,
     hash_password,
     server_binary,
+    worker_binary,
 )
 
 # the real Trino reference server (and the Java client jars) for the Trino protocol tests
@@ -85,6 +91,14 @@ def sqe_cli_bin() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def sqe_worker_bin() -> Path:
+    path = worker_binary()
+    if not path.is_file():
+        pytest.fail(f"sqe-worker binary not found at {path}: build it or set SQE_WORKER_BIN")
+    return path
+
+
 # --------------------------------------------------------------------------------------------
 # Servers
 
@@ -112,6 +126,22 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., SqeServer]]:
 
     yield make
     _stop_all(made)
+
+
+@pytest.fixture
+def distributed_cluster(tmp_path: Path, sqe_worker_bin: Path) -> Iterator[Callable[..., Cluster]]:
+    """`distributed_cluster(workers=2, **Cluster kwargs)` -> a started Cluster under this
+    test's tmp_path; every cluster (workers first) is stopped after the test."""
+    made: list[Cluster] = []
+
+    def make(workers: int = 2, **kwargs) -> Cluster:
+        cluster = Cluster(tmp_path / f"cluster{len(made) + 1}", **kwargs)
+        made.append(cluster)
+        return cluster.start(workers)
+
+    yield make
+    for c in made:
+        c.stop()
 
 
 @pytest.fixture(scope="module")

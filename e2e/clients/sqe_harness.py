@@ -2,7 +2,9 @@
 
 Everything here talks to the server the way a user would: the process is started from the
 built binary, configured through `sqe.toml` and `SQE_<SECTION>__<KEY>` variables, and reached
-over loopback TCP with ADBC (Flight SQL), pyarrow.flight and plain HTTP (urllib).
+over loopback TCP with ADBC (Flight SQL), pyarrow.flight and plain HTTP (urllib). Distributed
+mode adds `SqeWorker` (an `sqe-worker` process) and `Cluster` (a distributed coordinator and
+its workers).
 
 Waiting is always a poll with a deadline (`wait_for`), never a bare sleep.
 """
@@ -61,6 +63,10 @@ def server_binary() -> Path:
 
 def cli_binary() -> Path:
     return Path(os.environ.get("SQE_CLI_BIN", REPO_ROOT / "target" / "release" / "sqe-cli"))
+
+
+def worker_binary() -> Path:
+    return Path(os.environ.get("SQE_WORKER_BIN", REPO_ROOT / "target" / "release" / "sqe-worker"))
 
 
 def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -180,6 +186,11 @@ class Background:
     @property
     def done(self) -> bool:
         return not self._thread.is_alive()
+
+    def wait(self, timeout: float) -> bool:
+        """Waits up to `timeout` seconds for the call to end; whether it has."""
+        self._thread.join(timeout)
+        return self.done
 
     def join(self, timeout: float) -> Background:
         self._thread.join(timeout)
@@ -768,3 +779,408 @@ def adbc_connect(server: SqeServer, username: str | None = None, password: str |
 def flight_client(server: SqeServer) -> flight.FlightClient:
     """A pyarrow.flight client for the server's Flight SQL port."""
     return server.flight_client()
+
+
+# --------------------------------------------------------------------------------------------
+# Distributed mode: `sqe-worker` processes, and a coordinator with its workers
+#
+#   Cluster ── coordinator: SqeServer with coordinator.mode = "distributed" + internal token
+#          └─ workers: SqeWorker ── heartbeat (DoAction sqe.worker.heartbeat, Bearer token) ──▶
+#                                   the coordinator's Flight SQL port; tasks come back on the
+#                                   worker's own Flight port (Bearer token + x-sqe-protocol)
+
+#: The coordinator <-> worker protocol of the real builds (`SQE_TEST_PROTOCOL_VERSION` makes a
+#: process speak another one, which is how the suite builds "old" and "new" binaries).
+PROTOCOL_VERSION = 1
+#: The header in which every coordinator <-> worker call names its protocol version.
+PROTOCOL_HEADER = "x-sqe-protocol"
+#: The Flight action a worker heartbeats with, on the coordinator's Flight SQL port.
+HEARTBEAT_ACTION = "sqe.worker.heartbeat"
+#: How often the suite's workers heartbeat: the default (1000 ms) would make every check of a
+#: lost or draining worker wait seconds.
+WORKER_HEARTBEAT_MS = 200
+#: How long a worker may take to register with its coordinator (/readyz = 200).
+WORKER_READY_TIMEOUT_S = 30.0
+
+NODE_COLUMNS = (
+    "node_id, http_uri, node_version, coordinator, state, protocol_version, schedulable, note, "
+    "running_tasks, memory_used_mb, memory_limit_mb, last_heartbeat"
+)
+
+
+def internal_headers(token: str | None, protocol: int | str | None = PROTOCOL_VERSION) -> list[tuple[bytes, bytes]]:
+    """The headers of a coordinator -> worker call: `authorization: Bearer <token>` and
+    `x-sqe-protocol`; None leaves a header out."""
+    headers = []
+    if token is not None:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    if protocol is not None:
+        headers.append((PROTOCOL_HEADER.encode(), str(protocol).encode()))
+    return headers
+
+
+def fetch_dicts(conn, sql: str) -> list[dict[str, Any]]:
+    """Executes `sql` through ADBC and returns its rows as dicts by column name."""
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table().to_pylist()
+
+
+def runtime_nodes(conn) -> dict[str, dict[str, Any]]:
+    """`system.runtime.nodes` through ADBC, by node_id (the coordinator's row included)."""
+    return {r["node_id"]: r for r in fetch_dicts(conn, f"SELECT {NODE_COLUMNS} FROM system.runtime.nodes")}
+
+
+def query_id(conn, marker: str, timeout: float = 30.0) -> str:
+    """The id of the one query in `system.runtime.queries` whose text contains `marker`
+    (a unique string in the query), polled until the coordinator lists it."""
+
+    def lookup() -> str | None:
+        found = fetch_dicts(
+            conn,
+            "SELECT query_id FROM system.runtime.queries "
+            f"WHERE strpos(query, '{marker}') > 0 AND strpos(query, 'system.runtime') = 0",
+        )
+        assert len(found) <= 1, f"more than one query contains {marker!r}: {found}"
+        return found[0]["query_id"] if found else None
+
+    return wait_for(lookup, timeout=timeout, what=f"the query containing {marker!r} in system.runtime.queries")
+
+
+def query_tasks(conn, qid: str) -> list[dict[str, Any]]:
+    """The query's rows of `system.runtime.tasks`."""
+    return fetch_dicts(
+        conn,
+        "SELECT node_id, task_id, stage_id, query_id, state FROM system.runtime.tasks "
+        f"WHERE query_id = '{qid}' ORDER BY task_id",
+    )
+
+
+def run_worker_once(env: dict[str, str], timeout: float = 30.0, binary: Path | None = None) -> subprocess.CompletedProcess:
+    """Runs `sqe-worker` with `env` to completion (start-up failures, `--version` via `args`)."""
+    return _run_once([str(binary or worker_binary())], env, timeout)
+
+
+def worker_version(binary: Path | None = None) -> str:
+    """The version `sqe-worker --version` prints (`sqe-worker 0.1.0` -> `0.1.0`)."""
+    p = _run_once([str(binary or worker_binary()), "--version"], {}, 30.0)
+    assert p.returncode == 0, f"sqe-worker --version exited {p.returncode}: {p.stderr}"
+    m = re.search(r"\d+\.\d+\.\d+\S*", p.stdout)
+    assert m, f"sqe-worker --version printed no version: {p.stdout!r}"
+    return m.group(0)
+
+
+def _run_once(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(
+            cmd,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=base_env(env),
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise AssertionError(
+            f"`{' '.join(cmd)}` still running after {timeout:.0f}s\nstdout:\n{out}\nstderr:\n{err}"
+        ) from None
+
+
+class SqeWorker(LoggedProcess):
+    """One `sqe-worker` process on free loopback ports, heartbeating to `coordinator`.
+
+    The harness sets its Flight, health and metrics addresses, node id, data dir (spill files
+    go to `<data dir>/spill`), the internal token and a short heartbeat interval; `env` adds
+    or overrides `SQE_*` variables (`SQE_WORKER__MEMORY_LIMIT_MB`, `SQE_TEST_PROTOCOL_VERSION`,
+    …). `start()` returns once /readyz answers 200: the coordinator answered a heartbeat.
+    """
+
+    _counter: ClassVar[int] = 0
+
+    def __init__(
+        self,
+        base_dir: Path,
+        coordinator: SqeServer | str,
+        *,
+        token: str | None,
+        node_id: str | None = None,
+        env: dict[str, str] | None = None,
+        heartbeat_ms: int = WORKER_HEARTBEAT_MS,
+        binary: Path | None = None,
+    ) -> None:
+        SqeWorker._counter += 1
+        self.binary = Path(binary or worker_binary())
+        self.node_id = node_id or f"worker-{SqeWorker._counter}"
+        self.base_dir = Path(base_dir)
+        self.data_dir = self.base_dir / self.node_id
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.base_dir / f"{self.node_id}.log"
+        self.coordinator = coordinator
+        self.token = token
+        self.heartbeat_ms = heartbeat_ms
+        self.extra_env = dict(env or {})
+        self.proc: subprocess.Popen | None = None
+        self.flight_port = self.health_port = self.metrics_port = 0
+        self.paused = False
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+        self.returncode: int | None = None
+        self._attempts = 0
+        LoggedProcess.registry.append(self)
+
+    @property
+    def log_title(self) -> str:
+        return f"sqe-worker log ({self.node_id}, {self.url})"
+
+    # ---- addresses
+
+    @property
+    def url(self) -> str:
+        """The URL the worker advertises: `http_uri` in system.runtime.nodes."""
+        return f"http://127.0.0.1:{self.flight_port}"
+
+    @property
+    def flight_uri(self) -> str:
+        return f"grpc://127.0.0.1:{self.flight_port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
+    @property
+    def coordinator_url(self) -> str:
+        if isinstance(self.coordinator, SqeServer):
+            return f"http://127.0.0.1:{self.coordinator.flight_port}"
+        return self.coordinator
+
+    def environment(self) -> dict[str, str]:
+        env = {
+            "SQE_WORKER__FLIGHT_ADDR": f"127.0.0.1:{self.flight_port}",
+            "SQE_WORKER__COORDINATOR_URL": self.coordinator_url,
+            "SQE_WORKER__NODE_ID": self.node_id,
+            "SQE_WORKER__HEARTBEAT_INTERVAL_MS": str(self.heartbeat_ms),
+            "SQE_COORDINATOR__HEALTH_ADDR": f"127.0.0.1:{self.health_port}",
+            "SQE_METRICS__ADDR": f"127.0.0.1:{self.metrics_port}",
+            "SQE_COORDINATOR__DATA_DIR": str(self.data_dir),
+        }
+        if self.token is not None:
+            env["SQE_WORKER__INTERNAL_TOKEN"] = self.token
+        env.update(self.extra_env)
+        return base_env(env)
+
+    # ---- lifecycle
+
+    def start(self, ready_timeout: float = WORKER_READY_TIMEOUT_S) -> SqeWorker:
+        self.launch()
+        return self.wait_started(ready_timeout)
+
+    def launch(self) -> None:
+        """Starts the process without waiting (`wait_started` waits), so several workers can
+        come up at once."""
+        if not self.binary.exists():
+            raise ServerStartError(
+                f"sqe-worker binary not found at {self.binary}; build it (cargo build --release) "
+                "or point SQE_WORKER_BIN at it"
+            )
+        self._attempts = 0
+        self._spawn()
+
+    def wait_started(self, ready_timeout: float = WORKER_READY_TIMEOUT_S) -> SqeWorker:
+        """Waits for /readyz = 200, starting again on new ports if one was taken."""
+        while True:
+            try:
+                self.wait_ready(ready_timeout)
+                return self
+            except ServerStartError:
+                log = self.log_text().lower()
+                if self.proc.poll() is not None and "in use" in log and self._attempts < 2:
+                    self._attempts += 1
+                    self._spawn()
+                    continue
+                raise
+
+    def _spawn(self) -> None:
+        self.flight_port, self.health_port, self.metrics_port = free_ports(3)
+        with open(self.log_path, "ab") as log:
+            log.write(
+                f"\n=== {self.binary} (node {self.node_id}, flight {self.flight_port}, health "
+                f"{self.health_port}, coordinator {self.coordinator_url})\n".encode()
+            )
+            log.flush()
+            self.proc = subprocess.Popen(
+                [str(self.binary)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                cwd=str(self.base_dir),
+            )
+        self.paused = False
+        self.started_at = time.monotonic()
+        self.stopped_at = None
+        self.returncode = None
+
+    def wait_ready(self, timeout: float = WORKER_READY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                self.returncode = rc
+                self.stopped_at = time.monotonic()
+                raise ServerStartError(f"sqe-worker exited with code {rc} before it registered\n{self.log_tail()}")
+            status = self.readyz()
+            if status == 200:
+                return
+            last = f"HTTP {status}" if status is not None else "no answer"
+            if time.monotonic() >= deadline:
+                self.kill()
+                raise ServerStartError(
+                    f"sqe-worker {self.node_id} not registered after {timeout:.0f}s (last /readyz: "
+                    f"{last})\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def terminate(self) -> None:
+        """SIGTERM: the worker drains (no new tasks, running ones finish) and exits."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes, so its heartbeats stop while its sockets stay open."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"sqe-worker {self.node_id} still running {timeout:.0f}s later\n{self.log_tail()}") from None
+        self.returncode = rc
+        self.stopped_at = time.monotonic()
+        return rc
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGCONT if paused, SIGTERM, wait up to `timeout`, then SIGKILL."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            if self.paused:
+                self.resume()
+            try:
+                self.terminate()
+                return self.wait_exit(timeout)
+            except AssertionError:
+                self.kill()
+        self.returncode = self.proc.wait()
+        self.stopped_at = self.stopped_at or time.monotonic()
+        return self.returncode
+
+    # ---- endpoints
+
+    def readyz(self) -> int | None:
+        """The /readyz status (200 = registered with the coordinator and not draining), or
+        None when the health listener does not answer."""
+        try:
+            return http_get(f"{self.health_url}/readyz", timeout=2.0)[0]
+        except OSError:
+            return None
+
+    def flight_client(self) -> flight.FlightClient:
+        """A pyarrow.flight client for the worker's own Flight port (the one tasks come in on)."""
+        return flight.FlightClient(self.flight_uri)
+
+    def __repr__(self) -> str:
+        return f"SqeWorker({self.node_id}, {self.url}, coordinator {self.coordinator_url})"
+
+
+class Cluster:
+    """A distributed-mode coordinator (`sqe-server`, `coordinator.mode = "distributed"`) and
+    its `sqe-worker`s, all on loopback and sharing one random internal token.
+
+    `coordinator_env` and `worker_env` add `SQE_*` variables to the coordinator and to every
+    worker; `add_workers(..., env=...)` adds more for some of them.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        sample: bool = False,
+        config: str | None = None,
+        coordinator_env: dict[str, str] | None = None,
+        worker_env: dict[str, str] | None = None,
+    ) -> None:
+        self.base_dir = Path(base_dir)
+        self.token = uuid.uuid4().hex
+        env = {
+            "SQE_COORDINATOR__MODE": "distributed",
+            "SQE_WORKER__INTERNAL_TOKEN": self.token,
+        }
+        env.update(coordinator_env or {})
+        self.coordinator = SqeServer(
+            self.base_dir / "coordinator", sample=sample, config=config, env=env, name="sqe-coordinator"
+        )
+        self.worker_env = dict(worker_env or {})
+        self.workers: list[SqeWorker] = []
+
+    def start(self, workers: int = 2) -> Cluster:
+        self.coordinator.start()
+        self.add_workers(workers)
+        return self
+
+    def add_workers(self, n: int = 1, env: dict[str, str] | None = None, start: bool = True) -> list[SqeWorker]:
+        """`n` more workers (started and registered unless `start=False`), all at once."""
+        made = []
+        for _ in range(n):
+            w = SqeWorker(
+                self.base_dir / "workers",
+                self.coordinator,
+                token=self.token,
+                node_id=f"worker-{len(self.workers) + 1}",
+                env={**self.worker_env, **(env or {})},
+            )
+            self.workers.append(w)
+            made.append(w)
+        if start:
+            for w in made:
+                w.launch()
+            for w in made:
+                w.wait_started()
+        return made
+
+    def worker(self, node_id: str) -> SqeWorker:
+        return next(w for w in self.workers if w.node_id == node_id)
+
+    def connect(self, username: str | None = None, password: str | None = None):
+        return self.coordinator.connect(username, password)
+
+    def stop(self) -> None:
+        """Workers first (all told at once; each drains and leaves), then the coordinator."""
+        for w in self.workers:
+            if w.running:
+                if w.paused:
+                    w.resume()
+                w.terminate()
+        for w in self.workers:
+            if w.running:
+                try:
+                    w.wait_exit(STOP_TIMEOUT_S)
+                except AssertionError:
+                    w.kill()
+            w.stop()
+        self.coordinator.stop()
+
+    def __repr__(self) -> str:
+        return f"Cluster({self.coordinator!r}, workers={[w.node_id for w in self.workers]})"

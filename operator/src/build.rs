@@ -19,10 +19,10 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, Secret, SecretEnvSource, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, KeyToPath, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile, Secret, SecretEnvSource,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Service, ServiceAccount, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -36,8 +36,9 @@ use sha2::{Digest, Sha256};
 
 use crate::crd::ClusterMode;
 use crate::engine_config::{
-    CONFIG_DIR, CONFIG_FILE, DATA_DIR, INTERNAL_TOKEN_ENV, PORT_FLIGHT_SQL, PORT_HEALTH,
-    PORT_METRICS, PORT_TRINO_HTTP, PORT_WORKER, SPILL_DIR, USERS_DIR, USERS_FILE,
+    ADVERTISE_URL_ENV, CONFIG_DIR, CONFIG_FILE, DATA_DIR, INTERNAL_TOKEN_ENV, POD_IP_ENV,
+    PORT_FLIGHT_SQL, PORT_HEALTH, PORT_METRICS, PORT_TRINO_HTTP, PORT_WORKER, SPILL_DIR, USERS_DIR,
+    USERS_FILE,
 };
 use crate::labels::{self, Role};
 use crate::validate::{ClusterPlan, DisruptionBudget, RolePlan, hex};
@@ -490,6 +491,9 @@ fn deployment(
             ..Default::default()
         });
     }
+    if role == Role::Worker {
+        env.extend(worker_address_env());
+    }
     let env_from = plan.existing_secret.as_ref().map(|secret| {
         vec![EnvFromSource {
             secret_ref: Some(SecretEnvSource {
@@ -867,4 +871,34 @@ fn canonical_value(value: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(canonical_value).collect()),
         other => other.clone(),
     }
+}
+
+/// A worker's name and address from the downward API: it registers as its pod
+/// (`worker.node_id`) at `http://<pod IP>:50052` (`worker.advertise_url`).
+fn worker_address_env() -> [EnvVar; 3] {
+    let field = |path: &str| EnvVarSource {
+        field_ref: Some(ObjectFieldSelector {
+            field_path: path.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    [
+        EnvVar {
+            name: POD_IP_ENV.into(),
+            value_from: Some(field("status.podIP")),
+            ..Default::default()
+        },
+        EnvVar {
+            name: "SQE_WORKER__NODE_ID".into(),
+            value_from: Some(field("metadata.name")),
+            ..Default::default()
+        },
+        EnvVar {
+            // Kubernetes expands $(POD_IP): it is defined above
+            name: ADVERTISE_URL_ENV.into(),
+            value: Some(format!("http://$({POD_IP_ENV}):{PORT_WORKER}")),
+            ..Default::default()
+        },
+    ]
 }

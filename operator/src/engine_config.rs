@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use sqe_config::{ConfigError, Origin, SqeConfig, ports};
 use toml::{Table, Value};
 
@@ -58,6 +59,11 @@ const OPERATOR_KEYS: &[(&str, &str)] = &[
         "the operator (the coordinator Service)",
     ),
     ("worker.spill_dir", "the operator (spec.workers.spill)"),
+    (
+        "worker.advertise_url",
+        "the operator (the pod's IP, SQE_WORKER__ADVERTISE_URL)",
+    ),
+    ("worker.node_id", "the operator (the pod's name)"),
     ("auth.mode", "spec.auth"),
     ("auth.users_file", "spec.auth.usersSecret"),
     ("auth.users", "spec.auth.usersSecret"),
@@ -83,11 +89,37 @@ const SECRET_KEYS: &[&str] = &[
     "worker.internal_token",
 ];
 
+/// A worker's pod IP (the downward API), and the URL it advertises from it: the coordinator
+/// and the other workers reach each worker pod directly, not through a Service.
+pub const POD_IP_ENV: &str = "POD_IP";
+pub const ADVERTISE_URL_ENV: &str = "SQE_WORKER__ADVERTISE_URL";
+
 /// The environment variable the operator sets from the internal Secret.
 pub const INTERNAL_TOKEN_ENV: &str = "SQE_WORKER__INTERNAL_TOKEN";
 
+/// The engine's memory pools, from the containers' memory limits: the query memory each
+/// process may use before it spills or fails (`coordinator.memory_limit_mb`,
+/// `worker.memory_limit_mb`; `spec.config` may set them instead).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryPools {
+    pub coordinator_mb: Option<u64>,
+    pub worker_mb: Option<u64>,
+}
+
+/// The share of a container's memory limit its query pool gets; the rest is for the
+/// process itself (Arrow buffers in flight, gRPC, caches, the allocator).
+const POOL_SHARE: f64 = 0.75;
+
+/// The pool for a container with these resources: 3/4 of its memory limit, in MiB.
+pub fn pool_mb(resources: &ResourceRequirements) -> Option<u64> {
+    let limit = resources.limits.as_ref()?.get("memory")?;
+    let bytes = crate::validate::parse_quantity(&limit.0)?;
+    let mb = (bytes * POOL_SHARE / (1024.0 * 1024.0)).floor();
+    (mb >= 1.0).then_some(mb as u64)
+}
+
 /// The operator-owned part of `sqe.toml`.
-fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
+fn base_table(spec: &SqeClusterSpec, names: &Names, pools: MemoryPools) -> Table {
     let mode = spec.mode.unwrap_or_default();
     let mut coordinator = Table::new();
     coordinator.insert("mode".into(), mode.as_str().into());
@@ -102,6 +134,9 @@ fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
     coordinator.insert("health_addr".into(), ports::any(ports::HEALTH).into());
     coordinator.insert("data_dir".into(), DATA_DIR.into());
     coordinator.insert("log_format".into(), "json".into());
+    if let Some(mb) = pools.coordinator_mb {
+        coordinator.insert("memory_limit_mb".into(), Value::Integer(mb as i64));
+    }
 
     let mut auth = Table::new();
     auth.insert("mode".into(), "password".into());
@@ -158,6 +193,9 @@ fn base_table(spec: &SqeClusterSpec, names: &Names) -> Table {
             .into(),
         );
         worker.insert("spill_dir".into(), SPILL_DIR.into());
+        if let Some(mb) = pools.worker_mb {
+            worker.insert("memory_limit_mb".into(), Value::Integer(mb as i64));
+        }
         table.insert("worker".into(), Value::Table(worker));
     }
     table.insert("auth".into(), Value::Table(auth));
@@ -252,8 +290,12 @@ pub struct RenderedConfig {
 }
 
 /// Renders `sqe.toml` for a cluster; every problem names its `spec.` field.
-pub fn render(spec: &SqeClusterSpec, names: &Names) -> Result<RenderedConfig, Vec<SpecProblem>> {
-    let mut table = base_table(spec, names);
+pub fn render(
+    spec: &SqeClusterSpec,
+    names: &Names,
+    pools: MemoryPools,
+) -> Result<RenderedConfig, Vec<SpecProblem>> {
+    let mut table = base_table(spec, names, pools);
     if let Some(overrides) = &spec.config {
         let problems = overlay(&mut table, overrides);
         if !problems.is_empty() {
@@ -307,4 +349,29 @@ fn to_problems(err: ConfigError) -> Vec<SpecProblem> {
             SpecProblem::new(field, p.message)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    #[test]
+    fn memory_pools_are_three_quarters_of_the_limit() {
+        let with = |limit: Option<&str>| ResourceRequirements {
+            limits: limit.map(|l| BTreeMap::from([("memory".to_string(), Quantity(l.into()))])),
+            ..Default::default()
+        };
+        let cases = [
+            (Some("4Gi"), Some(3072)),
+            (Some("512Mi"), Some(384)),
+            (Some("1G"), Some(715)),
+            (Some("1Ki"), None),
+            (Some("lots"), None),
+            (None, None),
+        ];
+        for (limit, want) in cases {
+            assert_eq!(pool_mb(&with(limit)), want, "{limit:?}");
+        }
+    }
 }

@@ -252,7 +252,13 @@ pub fn validate(
         }
     };
 
-    let config = match engine_config::render(spec, &names) {
+    let pools = engine_config::MemoryPools {
+        coordinator_mb: engine_config::pool_mb(&coordinator.resources),
+        worker_mb: workers
+            .as_ref()
+            .and_then(|w| engine_config::pool_mb(&w.role.resources)),
+    };
+    let config = match engine_config::render(spec, &names, pools) {
         Ok(config) => Some(config),
         Err(p) => {
             problems.extend(p);

@@ -4,6 +4,8 @@
 //!  coordinator: IcebergScanExec ─ try_encode ─▶ b'I' + JSON(ScanWire: file tasks, FileIO
 //!                                                props, projected schema as Arrow IPC)
 //!  worker:      try_decode ─▶ IcebergScanExec::from_parts (reads with its own FileIO)
+//!  IcebergWriteExec ─▶ b'W' + JSON(WriteWire: table metadata, FileIO props) ─▶ the worker
+//!               writes data files and streams them back (as JSON) to the coordinator's commit
 //!  planner:     a scan stage wants one task per file (dd caps it at the worker count); each
 //!               task's scan gets its share of the files through PartitionIsolatorExec
 //! ```
@@ -18,12 +20,25 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_distributed::{PartitionIsolatorExec, TaskEstimation, TaskEstimator};
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
+use iceberg::TableIdent;
 use iceberg::scan::FileScanTask;
-use iceberg::spec::{Literal, NameMapping, PartitionSpec, Type};
+use iceberg::spec::{Literal, NameMapping, PartitionSpec, TableMetadata, Type};
 use serde::{Deserialize, Serialize};
 use sqe_core::scan::{IcebergScanExec, ScanParts};
+use sqe_core::write::{IcebergWriteExec, WriteParts};
 
 const ICEBERG_SCAN: u8 = b'I';
+const ICEBERG_WRITE: u8 = b'W';
+
+/// [`IcebergWriteExec`] as it travels: the table's metadata (the worker writes files for the
+/// schema and partition spec the statement was planned with) and its FileIO properties.
+#[derive(Serialize, Deserialize)]
+struct WriteWire {
+    ident: TableIdent,
+    metadata: TableMetadata,
+    metadata_location: Option<String>,
+    file_io_props: Vec<(String, String)>,
+}
 
 /// A file task as it travels: iceberg-rust refuses to serialize a task's partition values,
 /// spec and name mapping, so they go beside it (the values as Iceberg's JSON single-value form).
@@ -137,12 +152,40 @@ impl PhysicalExtensionCodec for SqeCodec {
                     file_io_props: wire.file_io_props,
                 })))
             }
+            Some((&ICEBERG_WRITE, body)) => {
+                let [input] = inputs else {
+                    return Err(wire_err("IcebergWriteExec", "takes exactly one input"));
+                };
+                let wire: WriteWire =
+                    serde_json::from_slice(body).map_err(|e| wire_err("IcebergWriteExec", e))?;
+                let parts = WriteParts {
+                    ident: wire.ident,
+                    metadata: wire.metadata,
+                    metadata_location: wire.metadata_location,
+                    file_io_props: wire.file_io_props,
+                };
+                Ok(Arc::new(IcebergWriteExec::from_parts(
+                    parts,
+                    Arc::clone(input),
+                )?))
+            }
             Some((tag, _)) => Err(wire_err("unknown node", format!("tag {tag}"))),
             None => Err(wire_err("unknown node", "empty")),
         }
     }
 
     fn try_encode(&self, node: Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> Result<()> {
+        if let Some(write) = node.as_any().downcast_ref::<IcebergWriteExec>() {
+            let p = write.parts();
+            let wire = WriteWire {
+                ident: p.ident,
+                metadata: p.metadata,
+                metadata_location: p.metadata_location,
+                file_io_props: p.file_io_props,
+            };
+            buf.push(ICEBERG_WRITE);
+            return serde_json::to_writer(buf, &wire).map_err(|e| wire_err("IcebergWriteExec", e));
+        }
         let Some(scan) = node.as_any().downcast_ref::<IcebergScanExec>() else {
             return Err(DataFusionError::NotImplemented(format!(
                 "{} cannot run on a worker",

@@ -19,6 +19,7 @@
 pub mod channel;
 pub mod codec;
 pub mod guard;
+pub mod lost;
 
 use std::sync::Arc;
 
@@ -51,13 +52,17 @@ impl WorkerResolver for RegistryResolver {
             .iter()
             .filter_map(|w| Url::parse(&w.url).ok())
             .collect();
-        if urls.is_empty() {
+        match urls.as_slice() {
             // only reached when the last worker left between planning and execution
-            return Err(DataFusionError::Execution(
+            [] => Err(DataFusionError::Execution(
                 "no worker can take this query's tasks any more (they left or are full)".into(),
-            ));
+            )),
+            // the planner splits a stage only over two or more task slots: a lone worker (the
+            // last of two after a loss, or a cluster of one) takes two tasks, so the query's
+            // work still runs on it and not on the coordinator
+            [only] => Ok(vec![only.clone(), only.clone()]),
+            _ => Ok(urls),
         }
-        Ok(urls)
     }
 }
 
@@ -126,6 +131,10 @@ impl Distributor for SqeDistributor {
             task_ctx.window_functions().clone(),
             task_ctx.runtime_env(),
         )
+    }
+
+    fn worker_lost(&self, error: &DataFusionError) -> bool {
+        lost::worker_lost(error)
     }
 }
 

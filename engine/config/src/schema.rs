@@ -82,6 +82,13 @@ pub struct CoordinatorConfig {
     /// Distributed mode: how long a query waits for a worker with headroom (ACTIVE, under its
     /// task cap and memory limit) before it fails.
     pub worker_wait_timeout_secs: u64,
+    /// Distributed mode: how many times a read-only query that lost a worker is run again on
+    /// the remaining ones (whole-query retry); 0 turns retries off.
+    pub query_retries: u32,
+    /// Distributed mode: a retryable query's first rows are held back up to this many MiB, so
+    /// a retry never sends a client a row twice; past it the rows go out and the query is no
+    /// longer retried.
+    pub retry_buffer_mb: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -105,6 +112,8 @@ impl Default for CoordinatorConfig {
             log_level: "info".into(),
             worker_heartbeat_misses: 3,
             worker_wait_timeout_secs: 60,
+            query_retries: 2,
+            retry_buffer_mb: 32,
         }
     }
 }

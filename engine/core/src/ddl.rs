@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use datafusion::common::TableReference;
+use datafusion::datasource::provider_as_source;
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::collect;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -21,7 +23,7 @@ use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 use crate::catalog::{SqeCatalog, namespace};
 use crate::error::{ErrorKind, Result, SqeError};
 use crate::sql::{PartitionTerm, Transform, parse_term_text};
-use crate::write::IcebergAppendExec;
+use crate::table::IcebergTable;
 
 /// `[catalog.]schema` from a `CREATE/DROP SCHEMA` name, checked against our catalog.
 pub fn schema_ident(catalog: &SqeCatalog, name: &ObjectName) -> Result<NamespaceIdent> {
@@ -221,14 +223,19 @@ pub async fn create_table(
         create_from_arrow(catalog, &ident, &arrow, options).await?;
         return Ok(0);
     }
-    create_and_fill(catalog, &ident, &arrow, options, |_| async {
-        let physical = state.create_physical_plan(&input).await?;
-        let append = Arc::new(IcebergAppendExec::new(
-            Arc::clone(catalog),
-            ident.clone(),
-            physical,
-        ));
-        let batches = collect(append, state.task_ctx()).await?;
+    let name = TableReference::full(
+        catalog.name().to_string(),
+        ident.namespace().to_url_string(),
+        ident.name().to_string(),
+    );
+    create_and_fill(catalog, &ident, &arrow, options, |table| async move {
+        // planned as the INSERT it is, so distributed mode writes on the workers too
+        let target =
+            provider_as_source(Arc::new(IcebergTable::try_new(Arc::clone(catalog), table)?));
+        let insert =
+            LogicalPlanBuilder::insert_into(input, name, target, InsertOp::Append)?.build()?;
+        let physical = state.create_physical_plan(&insert).await?;
+        let batches = collect(physical, state.task_ctx()).await?;
         Ok(crate::write::count_from(&batches))
     })
     .await

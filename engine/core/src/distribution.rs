@@ -6,10 +6,13 @@
 //!  Engine::run         ── Membership::wait_schedulable (the queue: no worker with room, wait)
 //!  stream start        ── Distributor::observe ──▶ each task sent to a worker (system.runtime
 //!                                                  .tasks, the registry's in-flight counts)
+//!  a query fails ─ Distributor::worker_lost? ─▶ the engine probes the workers it used, marks
+//!                                               the unreachable ones and runs it again
 //! ```
 
 use std::sync::Arc;
 
+use datafusion::error::DataFusionError;
 use datafusion::execution::{SessionStateBuilder, TaskContext};
 
 use crate::membership::Membership;
@@ -33,6 +36,9 @@ pub trait Distributor: Send + Sync {
         task_ctx: &TaskContext,
         on_task: Arc<dyn Fn(RemoteTask) + Send + Sync>,
     ) -> TaskContext;
+    /// Whether a query failed because a worker (or the way to it) went away, not because of
+    /// the query itself: only then can running it again give another outcome.
+    fn worker_lost(&self, error: &DataFusionError) -> bool;
 }
 
 /// Distributed mode's parts: the registry of workers and the planner that uses them.

@@ -20,13 +20,14 @@ use arrow::array::{RecordBatch, UInt64Array};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
 use datafusion::common::ParamValues;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::TaskContext;
-use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{
@@ -41,6 +42,7 @@ use crate::catalog::SqeCatalog;
 use crate::ddl;
 use crate::distribution::Distribution;
 use crate::error::{Result, SqeError};
+use crate::execution::QueryRun;
 use crate::membership::Membership;
 use crate::metrics::Metrics;
 use crate::provider::CatalogHandle;
@@ -49,7 +51,6 @@ use crate::session::Protocol;
 use crate::session::SqeSession;
 use crate::sql;
 use crate::system::{NodeInfo, SYSTEM_CATALOG, system_catalog};
-use crate::tasks::{TaskSlot, TaskState, TrackedExec};
 
 /// What running a statement produced.
 pub enum Output {
@@ -57,6 +58,8 @@ pub enum Output {
     Query {
         plan: Arc<dyn ExecutionPlan>,
         task_ctx: Arc<TaskContext>,
+        /// Distributed mode, read-only statements: what to plan again if a worker is lost.
+        replan: Option<Box<DataFrame>>,
     },
     /// A command that has already run, with its (small) result.
     Done {
@@ -156,10 +159,10 @@ impl Engine {
 
         let spill_dir = std::path::Path::new(&c.data_dir).join("spill");
         let mut builder = RuntimeEnvBuilder::new().with_temp_file_path(spill_dir);
-        if c.memory_limit_mb > 0 {
-            let bytes = usize::try_from(c.memory_limit_mb.saturating_mul(1024 * 1024))
-                .unwrap_or(usize::MAX);
-            builder = builder.with_memory_pool(Arc::new(FairSpillPool::new(bytes)));
+        if let Some(pool) =
+            crate::memory::LimitedPool::for_limit("coordinator.memory_limit_mb", c.memory_limit_mb)
+        {
+            builder = builder.with_memory_pool(pool);
         }
         let runtime_env = builder.build_arc()?;
 
@@ -304,63 +307,35 @@ impl Engine {
         output: Output,
         entry: Option<&Arc<QueryEntry>>,
     ) -> Result<SendableRecordBatchStream> {
-        let output = match (output, entry) {
-            (Output::Query { plan, task_ctx }, Some(entry)) => {
-                let tracked = TrackedExec::new(plan, &self.node_id);
-                entry.add_tasks(tracked.slots());
-                Output::Query {
-                    plan: Arc::new(tracked),
-                    task_ctx,
-                }
-            }
-            (output, _) => output,
-        };
         match output {
             Output::Done { schema, batches } => Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 futures::stream::iter(batches.into_iter().map(Ok)),
             ))),
-            Output::Query { plan, task_ctx } => {
+            Output::Query {
+                plan,
+                task_ctx,
+                replan,
+            } => {
                 let schema = plan.schema();
                 let (tx, rx) = tokio::sync::mpsc::channel(2);
                 let rt = self
                     .query_runtime
                     .as_ref()
                     .ok_or_else(|| SqeError::shutting_down("the query runtime has stopped"))?;
-                let (task_ctx, mut remote) = match &self.distribution {
-                    Some(d) => {
-                        let (ctx, remote) = RemoteTasks::observe(d, &task_ctx, entry.cloned());
-                        (ctx, Some(remote))
-                    }
-                    None => (task_ctx, None),
+                let c = &self.config.coordinator;
+                let run = QueryRun {
+                    node_id: self.node_id.clone(),
+                    entry: entry.cloned(),
+                    distribution: self.distribution.clone(),
+                    metrics: Arc::clone(&self.metrics),
+                    replan,
+                    retries: c.query_retries,
+                    hold_bytes: usize::try_from(c.retry_buffer_mb.saturating_mul(1 << 20))
+                        .unwrap_or(usize::MAX),
+                    wait: Duration::from_secs(c.worker_wait_timeout_secs),
                 };
-                let handle = rt.spawn(async move {
-                    let mut stream = match execute_stream(plan, task_ctx) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            if let Some(r) = remote.take() {
-                                r.end(TaskState::Failed);
-                            }
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    };
-                    while let Some(item) = stream.next().await {
-                        let failed = item.is_err();
-                        if failed && let Some(r) = remote.take() {
-                            r.end(TaskState::Failed);
-                        }
-                        if tx.send(item).await.is_err() || failed {
-                            if let Some(r) = remote.take() {
-                                r.end(TaskState::Canceled);
-                            }
-                            return;
-                        }
-                    }
-                    if let Some(r) = remote.take() {
-                        r.end(TaskState::Finished);
-                    }
-                });
+                let handle = rt.spawn(run.drive(plan, task_ctx, tx));
                 let guard = AbortOnDrop(handle.abort_handle());
                 let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |item| {
                     let _keep = &guard;
@@ -490,6 +465,8 @@ impl Engine {
         }
         let df = session.execute_logical_plan(plan).await?;
         let task_ctx = Arc::new(df.task_ctx());
+        let replan = (self.distribution.is_some() && read_only(df.logical_plan()))
+            .then(|| Box::new(df.clone()));
         let mut physical = df.clone().create_physical_plan().await?;
         if let Some(d) = &self.distribution
             && d.membership.schedulable().is_empty()
@@ -501,12 +478,13 @@ impl Engine {
             d.membership
                 .wait_schedulable(timeout)
                 .await
-                .map_err(|why| SqeError::new(crate::error::ErrorKind::ResourceExhausted, why))?;
+                .map_err(|why| SqeError::new(crate::error::ErrorKind::NoWorkers, why))?;
             physical = df.create_physical_plan().await?;
         }
         Ok(Output::Query {
             plan: physical,
             task_ctx,
+            replan,
         })
     }
 
@@ -580,7 +558,7 @@ impl Engine {
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         match self.run(session, sql_text, None).await? {
             Output::Done { schema, batches } => Ok((schema, batches)),
-            Output::Query { plan, task_ctx } => {
+            Output::Query { plan, task_ctx, .. } => {
                 let schema = plan.schema();
                 let batches = collect(plan, task_ctx).await?;
                 Ok((schema, batches))
@@ -626,6 +604,18 @@ fn can_bind(s: &Statement) -> bool {
         s,
         Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
     )
+}
+
+/// Whether running a plan again changes nothing (no writes): only such plans are retried.
+fn read_only(plan: &LogicalPlan) -> bool {
+    !plan
+        .exists(|p| {
+            Ok(matches!(
+                p,
+                LogicalPlan::Dml(_) | LogicalPlan::Copy(_) | LogicalPlan::Ddl(_)
+            ))
+        })
+        .unwrap_or(true)
 }
 
 /// Plans that change state run at once; everything else is a query.
@@ -738,59 +728,4 @@ fn show_tables_sql(
         quote_literal(&schema),
         like_filter(options, "table_name")?
     ))
-}
-
-/// The worker tasks of a running distributed query: counted against their workers (so the
-/// registry sees them before the next heartbeat) and listed in `system.runtime.tasks`.
-struct RemoteTasks {
-    membership: Arc<Membership>,
-    entry: Option<Arc<QueryEntry>>,
-    sent: std::sync::Mutex<Vec<(Arc<TaskSlot>, crate::membership::DispatchGuard)>>,
-}
-
-impl RemoteTasks {
-    /// The query's task context, reporting each task it sends into a new `RemoteTasks`.
-    fn observe(
-        d: &Distribution,
-        task_ctx: &TaskContext,
-        entry: Option<Arc<QueryEntry>>,
-    ) -> (Arc<TaskContext>, Arc<Self>) {
-        let remote = Arc::new(Self {
-            membership: Arc::clone(&d.membership),
-            entry,
-            sent: Default::default(),
-        });
-        let on_task = {
-            let remote = Arc::clone(&remote);
-            Arc::new(move |t: crate::distribution::RemoteTask| remote.sent(t))
-        };
-        (Arc::new(d.distributor.observe(task_ctx, on_task)), remote)
-    }
-
-    fn sent(&self, task: crate::distribution::RemoteTask) {
-        // the planner's URLs are parsed, so `http://host:port` comes back as `http://host:port/`
-        let url = task.url.trim_end_matches('/');
-        let node = self
-            .membership
-            .workers()
-            .into_iter()
-            .find(|w| w.url == url)
-            .map_or_else(|| url.to_string(), |w| w.node_id);
-        let slot = Arc::new(TaskSlot::remote(task.stage, task.task, &node));
-        if let Some(entry) = &self.entry {
-            entry.add_tasks(std::slice::from_ref(&slot));
-        }
-        let guard = self.membership.dispatch(url, 1);
-        self.sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((slot, guard));
-    }
-
-    fn end(&self, state: TaskState) {
-        let sent = std::mem::take(&mut *self.sent.lock().unwrap_or_else(|e| e.into_inner()));
-        for (slot, _guard) in sent {
-            slot.end(state);
-        }
-    }
 }

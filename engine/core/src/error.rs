@@ -50,6 +50,8 @@ pub enum ErrorKind {
     ShuttingDown,
     /// A memory or resource limit was hit.
     ResourceExhausted,
+    /// Distributed mode: no worker could take the query's tasks in time.
+    NoWorkers,
     /// A concurrent commit won; running the statement again may succeed.
     CommitConflict,
     /// The catalog or the object store failed or could not be reached.
@@ -67,6 +69,7 @@ impl ErrorKind {
         !matches!(
             self,
             ErrorKind::ShuttingDown
+                | ErrorKind::NoWorkers
                 | ErrorKind::ResourceExhausted
                 | ErrorKind::External
                 | ErrorKind::Config
@@ -99,6 +102,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "USER_CANCELED",
             ErrorKind::CommitConflict => "TRANSACTION_CONFLICT",
             ErrorKind::ShuttingDown => "SERVER_SHUTTING_DOWN",
+            ErrorKind::NoWorkers => "NO_NODES_AVAILABLE",
             ErrorKind::Config => "CONFIGURATION_INVALID",
             ErrorKind::Internal => "GENERIC_INTERNAL_ERROR",
             ErrorKind::ResourceExhausted => "EXCEEDED_LOCAL_MEMORY_LIMIT",
@@ -107,7 +111,7 @@ impl ErrorKind {
     }
 
     /// Every kind, for exhaustive table tests in the protocol crates.
-    pub const ALL: [ErrorKind; 26] = [
+    pub const ALL: [ErrorKind; 27] = [
         ErrorKind::Syntax,
         ErrorKind::Semantic,
         ErrorKind::TypeMismatch,
@@ -129,6 +133,7 @@ impl ErrorKind {
         ErrorKind::PermissionDenied,
         ErrorKind::Cancelled,
         ErrorKind::ShuttingDown,
+        ErrorKind::NoWorkers,
         ErrorKind::ResourceExhausted,
         ErrorKind::CommitConflict,
         ErrorKind::External,

@@ -184,6 +184,9 @@ struct Member {
     seen_at: SystemTime,
     /// Tasks this coordinator dispatched to the worker that have not finished.
     dispatched: u32,
+    /// The coordinator could not reach the worker after a query lost it (when, why): gone
+    /// until it heartbeats again.
+    unreachable: Option<(Instant, String)>,
 }
 
 /// Gone workers are still listed for this long, so an operator sees what left.
@@ -228,19 +231,30 @@ impl Membership {
     /// Records a heartbeat; the worker is keyed by its URL (a restarted pod with a new IP is a
     /// new member, the old one goes gone).
     pub fn heartbeat(&self, hb: Heartbeat) -> HeartbeatReply {
-        let now = Instant::now();
+        self.heartbeat_at(hb, Instant::now())
+    }
+
+    fn heartbeat_at(&self, hb: Heartbeat, now: Instant) -> HeartbeatReply {
         let mut members = self.members();
         members.retain(|_, m| {
             now.duration_since(m.seen) < FORGET_GONE_AFTER
                 || state_of(&m.last, now.duration_since(m.seen), self.misses) != NodeState::Gone
         });
-        let dispatched = members.get(&hb.url).map_or(0, |m| m.dispatched);
+        let previous = members.get(&hb.url);
+        let dispatched = previous.map_or(0, |m| m.dispatched);
+        // a beat the worker sent just before it died can arrive after the coordinator found
+        // it unreachable: only a beat a whole interval later proves it is back
+        let fresh = Duration::from_millis(hb.interval_ms.max(100));
+        let unreachable = previous
+            .and_then(|m| m.unreachable.clone())
+            .filter(|(at, _)| now.duration_since(*at) < fresh);
         let url = hb.url.clone();
         let member = Member {
             last: hb,
             seen: now,
             seen_at: SystemTime::now(),
             dispatched,
+            unreachable,
         };
         let view = self.view(&member, now);
         members.insert(url, member);
@@ -254,11 +268,16 @@ impl Membership {
     }
 
     fn view(&self, m: &Member, now: Instant) -> WorkerView {
-        let state = state_of(&m.last, now.duration_since(m.seen), self.misses);
-        let why_not = match state {
-            NodeState::Gone => Err("gone: no heartbeat".to_string()),
-            NodeState::Draining => Err("draining".to_string()),
-            NodeState::Active => {
+        let state = match &m.unreachable {
+            Some(_) => NodeState::Gone,
+            None => state_of(&m.last, now.duration_since(m.seen), self.misses),
+        };
+        let why_not = match (state, &m.unreachable) {
+            (_, Some((_, why))) => Err(format!("gone: unreachable ({why})")),
+            (NodeState::Gone, None) if m.last.leaving => Err("gone: left the cluster".into()),
+            (NodeState::Gone, None) => Err("gone: no heartbeat".into()),
+            (NodeState::Draining, None) => Err("draining".into()),
+            (NodeState::Active, None) => {
                 compatibility(self.protocol, m.last.oldest_protocol, m.last.protocol)
                     .and_then(|()| headroom(&m.last, m.dispatched))
             }
@@ -342,6 +361,16 @@ impl Membership {
             waited.as_secs(),
             reasons.join("; ")
         )
+    }
+
+    /// A query lost the worker at `url` and the coordinator cannot reach it: no tasks for it
+    /// until it heartbeats again (a dead worker would otherwise look active for up to
+    /// `misses` intervals, and a retry could be planned onto it).
+    pub fn mark_unreachable(&self, url: &str, why: &str) {
+        if let Some(m) = self.members().get_mut(url) {
+            m.unreachable = Some((Instant::now(), why.to_string()));
+        }
+        self.changed.notify_waiters();
     }
 
     /// Counts tasks this coordinator dispatched to `url`; the guard gives them back.
@@ -550,5 +579,48 @@ mod tests {
             .await
             .unwrap_err();
         assert!(none.contains("no worker has registered"), "{none}");
+    }
+
+    #[test]
+    fn an_unreachable_worker_is_gone_until_it_heartbeats_again() {
+        let m = Membership::new(2, 3);
+        m.heartbeat(hb("http://a"));
+        m.heartbeat(hb("http://b"));
+        m.mark_unreachable("http://a", "connection refused");
+        m.mark_unreachable("http://unknown", "ignored");
+        let a = &m.workers()[0];
+        assert_eq!((a.state, a.schedulable), (NodeState::Gone, false));
+        assert_eq!(
+            a.note.as_deref(),
+            Some("gone: unreachable (connection refused)")
+        );
+        assert_eq!(m.schedulable().len(), 1);
+        m.heartbeat(hb("http://a"));
+        assert_eq!(
+            m.schedulable().len(),
+            1,
+            "a beat right after the mark may have been sent before the worker died"
+        );
+        m.heartbeat(Heartbeat {
+            interval_ms: 0,
+            ..hb("http://a")
+        });
+        assert_eq!(m.schedulable().len(), 1, "at least 100 ms must pass");
+        m.heartbeat_at(
+            Heartbeat {
+                interval_ms: 100,
+                ..hb("http://a")
+            },
+            Instant::now() + Duration::from_millis(150),
+        );
+        assert_eq!(m.schedulable().len(), 2, "a later beat brings it back");
+        m.heartbeat(Heartbeat {
+            leaving: true,
+            ..hb("http://b")
+        });
+        assert_eq!(
+            m.workers()[1].note.as_deref(),
+            Some("gone: left the cluster")
+        );
     }
 }

@@ -32,6 +32,7 @@ pub struct Metrics {
     active: Family<ProtocolLabels, Gauge>,
     rows: Family<ProtocolLabels, Counter>,
     bytes: Family<ProtocolLabels, Counter>,
+    retries: Counter,
 }
 
 impl Default for Metrics {
@@ -50,6 +51,12 @@ impl Metrics {
         let active = Family::<ProtocolLabels, Gauge>::default();
         let rows = Family::<ProtocolLabels, Counter>::default();
         let bytes = Family::<ProtocolLabels, Counter>::default();
+        let retries = Counter::default();
+        registry.register(
+            "query_retries",
+            "Distributed queries run again after they lost a worker",
+            retries.clone(),
+        );
         registry.register(
             "queries",
             "Statements run, by protocol and outcome (success, error, cancelled)",
@@ -86,7 +93,13 @@ impl Metrics {
             active,
             rows,
             bytes,
+            retries,
         }
+    }
+
+    /// A distributed query lost a worker and runs again.
+    pub fn query_retried(&self) {
+        self.retries.inc();
     }
 
     pub fn query_started(&self, protocol: Protocol) {

@@ -1,5 +1,5 @@
 //! `IcebergTable`: one Iceberg table as a DataFusion `TableProvider` — parallel scans with
-//! projection and filter pushdown, and appends through [`crate::write::IcebergAppendExec`].
+//! projection and filter pushdown, and appends through [`crate::write::append_plan`].
 
 use std::any::Any;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 use crate::catalog::SqeCatalog;
 use crate::error::ice_to_df;
 use crate::scan::{IcebergScanExec, arrow_schema, split_tasks};
-use crate::write::IcebergAppendExec;
+use crate::write::append_plan;
 
 #[derive(Debug)]
 pub struct IcebergTable {
@@ -146,11 +146,11 @@ impl TableProvider for IcebergTable {
         insert_op: InsertOp,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         match insert_op {
-            InsertOp::Append => Ok(Arc::new(IcebergAppendExec::new(
+            InsertOp::Append => Ok(append_plan(
                 Arc::clone(&self.catalog),
-                self.table.identifier().clone(),
+                self.table.clone(),
                 input,
-            ))),
+            )),
             InsertOp::Overwrite | InsertOp::Replace => Err(DataFusionError::NotImplemented(
                 format!("{insert_op} on Iceberg tables; use INSERT INTO (append)"),
             )),

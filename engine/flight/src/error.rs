@@ -27,7 +27,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::PermissionDenied => Code::PermissionDenied,
         ErrorKind::Cancelled => Code::Cancelled,
         // retrying elsewhere (another coordinator) or later helps
-        ErrorKind::ShuttingDown | ErrorKind::External => Code::Unavailable,
+        ErrorKind::ShuttingDown | ErrorKind::External | ErrorKind::NoWorkers => Code::Unavailable,
         ErrorKind::ResourceExhausted => Code::ResourceExhausted,
         ErrorKind::CommitConflict => Code::Aborted,
         ErrorKind::Config => Code::FailedPrecondition,
@@ -59,6 +59,8 @@ mod tests {
             (ErrorKind::PermissionDenied, Code::PermissionDenied),
             (ErrorKind::Cancelled, Code::Cancelled),
             (ErrorKind::ShuttingDown, Code::Unavailable),
+            // no worker now: another try later may find one
+            (ErrorKind::NoWorkers, Code::Unavailable),
             (ErrorKind::External, Code::Unavailable),
             (ErrorKind::CommitConflict, Code::Aborted),
             (ErrorKind::Internal, Code::Internal),

@@ -34,6 +34,7 @@ pub fn trino_code(kind: ErrorKind) -> (&'static str, i64, &'static str) {
         ErrorKind::Cancelled => ("USER_CANCELED", 3, USER),
         ErrorKind::CommitConflict => ("TRANSACTION_CONFLICT", 17, USER),
         ErrorKind::ShuttingDown => ("SERVER_SHUTTING_DOWN", 65545, INTERNAL),
+        ErrorKind::NoWorkers => ("NO_NODES_AVAILABLE", 65541, INTERNAL),
         ErrorKind::Config => ("CONFIGURATION_INVALID", 65559, INTERNAL),
         ErrorKind::Internal => ("GENERIC_INTERNAL_ERROR", 65536, INTERNAL),
         ErrorKind::ResourceExhausted => ("EXCEEDED_LOCAL_MEMORY_LIMIT", 131079, RESOURCES),
@@ -145,6 +146,12 @@ mod tests {
                 ErrorKind::ShuttingDown,
                 "SERVER_SHUTTING_DOWN",
                 65545,
+                "INTERNAL_ERROR",
+            ),
+            (
+                ErrorKind::NoWorkers,
+                "NO_NODES_AVAILABLE",
+                65541,
                 "INTERNAL_ERROR",
             ),
             (

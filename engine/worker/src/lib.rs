@@ -11,7 +11,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod heartbeat;
+pub mod control;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,18 +23,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion_distributed::Worker;
 use sqe_cluster::WorkerSessions;
 use sqe_cluster::guard::Guard;
 use sqe_config::SqeConfig;
 use sqe_core::membership::{Heartbeat, oldest_accepted, protocol_version};
+use sqe_core::memory::LimitedPool;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
-use crate::heartbeat::Reporter;
+use crate::control::Control;
 
 /// A worker start-up problem, naming the config key.
 #[derive(Debug)]
@@ -121,10 +122,8 @@ fn runtime_env(config: &SqeConfig) -> Result<(Arc<RuntimeEnv>, u64), StartError>
         .map_err(|e| StartError(format!("worker.spill_dir {spill}: cannot create it: {e}")))?;
     let mut builder = RuntimeEnvBuilder::new().with_temp_file_path(&spill);
     let limit = w.memory_limit_mb.saturating_mul(1024 * 1024);
-    if limit > 0 {
-        builder = builder.with_memory_pool(Arc::new(FairSpillPool::new(
-            usize::try_from(limit).unwrap_or(usize::MAX),
-        )));
+    if let Some(pool) = LimitedPool::for_limit("worker.memory_limit_mb", w.memory_limit_mb) {
+        builder = builder.with_memory_pool(pool);
     }
     let env = builder
         .build_arc()
@@ -140,8 +139,24 @@ async fn bind(key: &str, addr: &str) -> Result<TcpListener, StartError> {
 
 /// Runs a worker until SIGTERM/SIGINT, then drains and returns.
 pub async fn run(config: SqeConfig) -> Result<(), StartError> {
+    serve(config, sqe_core::process::shutdown_signal()).await
+}
+
+/// Runs a worker until `shutdown` completes, then drains and returns (what `run` does on a
+/// signal; tests start workers in-process with it).
+pub async fn serve(
+    config: SqeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StartError> {
     let (coordinator_url, url, addr) = check(&config)?;
     let w = &config.worker;
+    let listener = bind("worker.flight_addr", &w.flight_addr).await?;
+    let health = bind("coordinator.health_addr", &config.coordinator.health_addr).await?;
+    // `flight_addr = 127.0.0.1:0` picks a free port: advertise the one it got
+    let (addr, url) = match (listener.local_addr(), &w.advertise_url) {
+        (Ok(local), None) => (local, format!("http://{local}")),
+        _ => (addr, url),
+    };
     let token = w.internal_token.as_ref().map(|t| t.expose().to_string());
     let protocol = protocol_version();
     let (runtime_env, memory_limit_bytes) = runtime_env(&config)?;
@@ -169,34 +184,34 @@ pub async fn run(config: SqeConfig) -> Result<(), StartError> {
     let worker = Worker::from_session_builder(sessions)
         .with_runtime_env(runtime_env)
         .with_version(sqe_core::VERSION);
-    let listener = bind("worker.flight_addr", &w.flight_addr).await?;
-    let health = bind("coordinator.health_addr", &config.coordinator.health_addr).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let wait_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .layer(guard)
             .add_service(worker.into_worker_server())
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                // Nagle off on accepted sockets (the builder's tcp_nodelay does not reach them)
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
                 wait_stop(stop_rx.clone()),
             ),
     );
-    let health = tokio::spawn(
-        axum::serve(health, health_router(Arc::clone(&state)))
-            .with_graceful_shutdown(wait_stop(stop_rx.clone()))
-            .into_future(),
-    );
-    let reporter = Reporter::connect(&coordinator_url, token.as_deref())
+    let control = Control::start(&coordinator_url, token.as_deref(), Arc::clone(&state))
         .map_err(|e| StartError(format!("worker.coordinator_url = {coordinator_url}: {e}")))?;
-    let beating = {
-        let state = Arc::clone(&state);
-        let reporter = reporter.clone();
-        tokio::spawn(async move { heartbeat::run(reporter, state).await })
-    };
+    let health = health
+        .into_std()
+        .and_then(|l| {
+            control
+                .serve_health(
+                    l,
+                    health_router(Arc::clone(&state)),
+                    wait_stop(stop_rx.clone()),
+                )
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|e| StartError(format!("coordinator.health_addr: {e}")))?;
     info!(
         flight = %addr,
         url = %state.url,
@@ -207,9 +222,9 @@ pub async fn run(config: SqeConfig) -> Result<(), StartError> {
         "SQE worker {} is serving", sqe_core::VERSION
     );
 
-    sqe_core::process::shutdown_signal().await;
+    shutdown.await;
     state.draining.store(true, Ordering::Relaxed);
-    reporter.send(&state.beat(false)).await.ok();
+    control.send_now(state.beat(false)).await.ok();
     let timeout = Duration::from_secs(w.shutdown_timeout_secs);
     info!(
         running = state.guard.running(),
@@ -226,8 +241,8 @@ pub async fn run(config: SqeConfig) -> Result<(), StartError> {
             "shutdown timeout reached with tasks still running"
         );
     }
-    beating.abort();
-    if let Err(e) = reporter.send(&state.beat(true)).await {
+    control.stop_beating();
+    if let Err(e) = control.send_now(state.beat(true)).await {
         warn!(error = %e, "could not tell the coordinator this worker is leaving");
     }
     let _ = stop_tx.send(true);

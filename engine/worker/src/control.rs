@@ -1,5 +1,9 @@
-//! The worker's heartbeat: a Flight `DoAction` to the coordinator every interval, with the
-//! internal credential; the coordinator's registry turns missed beats into GONE.
+//! The worker's control plane: the heartbeat (a Flight `DoAction` to the coordinator every
+//! interval, with the internal credential; the coordinator's registry turns missed beats into
+//! GONE) and the health listener (`/healthz`, `/readyz`, the kubelet's probes).
+//!
+//! Both run on a runtime of their own: tasks that keep every thread of the worker's runtime
+//! busy (a CPU-bound stage) must not make a working worker look gone, nor fail its probes.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -62,6 +66,87 @@ impl Reporter {
             .ok_or("the coordinator sent no heartbeat reply")?
             .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
         serde_json::from_slice(&result.body).map_err(|e| format!("heartbeat reply: {e}"))
+    }
+}
+
+/// The control runtime (one thread): the heartbeat loop, one-off beats (draining, leaving)
+/// and the health listener.
+pub struct Control {
+    runtime: Option<tokio::runtime::Runtime>,
+    reporter: Reporter,
+    beating: tokio::task::JoinHandle<()>,
+}
+
+impl Control {
+    /// Starts the runtime and the beats to the coordinator at `url`.
+    pub fn start(url: &str, token: Option<&str>, state: Arc<WorkerState>) -> Result<Self, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sqe-control")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the heartbeat runtime: {e}"))?;
+        // the channel's connection task lives on the runtime it is made in
+        let reporter = {
+            let _inside = runtime.enter();
+            Reporter::connect(url, token)?
+        };
+        let beating = runtime.spawn(run(reporter.clone(), state));
+        Ok(Self {
+            runtime: Some(runtime),
+            reporter,
+            beating,
+        })
+    }
+
+    /// Sends `beat` now (from the heartbeat runtime) and waits for the reply.
+    pub async fn send_now(&self, beat: Heartbeat) -> Result<HeartbeatReply, String> {
+        let Some(runtime) = &self.runtime else {
+            return Err("the heartbeat runtime has stopped".into());
+        };
+        let reporter = self.reporter.clone();
+        runtime
+            .spawn(async move { reporter.send(&beat).await })
+            .await
+            .map_err(|e| format!("heartbeat: {e}"))?
+    }
+
+    /// Serves the health router on `listener` until `stop` completes.
+    pub fn serve_health(
+        &self,
+        listener: std::net::TcpListener,
+        router: axum::Router,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<tokio::task::JoinHandle<()>, String> {
+        let Some(runtime) = &self.runtime else {
+            return Err("the control runtime has stopped".into());
+        };
+        // registered with this runtime's reactor, so a busy query runtime cannot delay it
+        let listener = {
+            let _inside = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?
+        };
+        Ok(runtime.spawn(async move {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                warn!(error = %e, "the health listener failed");
+            }
+        }))
+    }
+
+    /// Ends the periodic beats (before the last, leaving one).
+    pub fn stop_beating(&self) {
+        self.beating.abort();
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
