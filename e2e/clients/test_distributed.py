@@ -529,10 +529,12 @@ def test_a_draining_worker_finishes_its_tasks_takes_no_new_ones_and_exits_zero(d
         assert draining["note"] == "draining", draining
         assert victim.readyz() == 503, "a draining worker must not report ready"
 
-        # a query that starts now (checked below) must run on the two other workers only
+        # a query that starts now, while the victim drains with its tasks still running (checked
+        # below), must run on the two other workers only (on 2 cores it may well finish only
+        # with the long query: it shares their CPUs)
         later = unique("n")
-        assert rows(watcher, table.aggregate_sql(later)) == expected
         started_while_draining = not job.done
+        assert rows(watcher, table.aggregate_sql(later)) == expected
 
         job.join(180)
         assert job.error is None, f"the query failed while {victim.node_id} drained: {job.error}"
@@ -813,5 +815,69 @@ def test_without_workers_table_queries_fail_after_the_wait_and_succeed_once_one_
 
         c.add_workers(1)
         assert rows(conn, sql) == [(1, "one"), (2, "two")]
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Writes and memory on the workers
+
+
+def test_inserts_and_ctas_write_on_the_workers_and_commit_once(cluster: Cluster):
+    conn = cluster.connect()
+    try:
+        table = MultiFileTable.create(conn)
+        schema = table.name.rsplit(".", 1)[0]
+        plan = "\n".join(str(r[1]) for r in rows(conn, f"EXPLAIN INSERT INTO {table.name} SELECT k, v FROM {table.name}"))
+        # the workers write (below the stage boundary), the coordinator commits (above it)
+        commit, boundary, write = (plan.find(n) for n in ("IcebergCommitExec", "NetworkCoalesceExec", "IcebergWriteExec"))
+        assert -1 < commit < boundary < write, plan
+
+        copy = f"{schema}.copy"
+        assert rows(conn, f"CREATE TABLE {copy} AS SELECT k, v FROM {table.name}") == [(table.row_count,)]
+        assert rows(conn, f"INSERT INTO {copy} SELECT k, v FROM {table.name} WHERE k <= 100") == [(100,)]
+        got = rows(conn, f"SELECT count(*), count(DISTINCT k), sum(v) FROM {copy}")
+        expected_sum = sum(k * 37 % 1000 for k in range(1, table.row_count + 1)) + sum(k * 37 % 1000 for k in range(1, 101))
+        assert got == [(table.row_count + 100, table.row_count, expected_sum)]
+    finally:
+        conn.close()
+
+
+def _padded_sort(c, rows_per_file: int):
+    """A table of 4 × `rows_per_file` rows and a full sort of ~130 bytes per row (no TopK),
+    with its expected rows."""
+    conn = c.connect()
+    table = MultiFileTable.create(conn, rows_per_file=rows_per_file)
+    sql = f"SELECT k, repeat(CAST(v AS VARCHAR), 40) AS pad FROM {table.name} ORDER BY pad DESC, k"
+    expected = [(k, str(k * 37 % 1000) * 40) for k in range(1, table.row_count + 1)]
+    expected.sort(key=lambda r: r[0])
+    expected.sort(key=lambda r: r[1], reverse=True)  # stable: k ascending within a pad
+    return conn, sql, expected
+
+
+def test_a_sort_beyond_the_workers_memory_limit_spills_and_answers(distributed_cluster):
+    # 48 MiB per worker (10 MiB per sorting partition is its merge reservation); each worker
+    # sorts ~52 MiB of rows
+    c = distributed_cluster(workers=2, worker_env={"SQE_WORKER__MEMORY_LIMIT_MB": "48"})
+    conn, sql, expected = _padded_sort(c, rows_per_file=200_000)
+    try:
+        assert rows(conn, sql) == expected
+        assert task_nodes(conn, query_id(conn, "ORDER BY pad DESC, k"), c) == {w.node_id for w in c.workers}
+    finally:
+        conn.close()
+
+
+def test_a_worker_pool_too_small_to_sort_fails_naming_the_limit(distributed_cluster):
+    # below the 10 MiB a sort reserves for merging its spills: nothing can spill, the error says
+    # which key to raise
+    c = distributed_cluster(workers=2, worker_env={"SQE_WORKER__MEMORY_LIMIT_MB": "8"})
+    conn, sql, _ = _padded_sort(c, rows_per_file=20_000)
+    try:
+        with pytest.raises(adbc_driver_manager.Error) as e:
+            rows(conn, sql)
+        assert "(the memory limit: worker.memory_limit_mb = 8)" in str(e.value), e.value
+        assert "ResourceExhausted" in str(e.value), e.value
+        # the workers stay usable
+        assert rows(conn, "SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'") == [(3,)]
     finally:
         conn.close()

@@ -111,6 +111,7 @@ struct ScanWire {
     file_io_props: Vec<(String, String)>,
     /// The projected schema as an Arrow IPC `Schema` flatbuffer.
     schema: Vec<u8>,
+    rows: Option<u64>,
 }
 
 fn wire_err(what: &str, e: impl std::fmt::Display) -> DataFusionError {
@@ -150,6 +151,7 @@ impl PhysicalExtensionCodec for SqeCodec {
                     limit: wire.limit,
                     batch_size: wire.batch_size,
                     file_io_props: wire.file_io_props,
+                    rows: wire.rows,
                 })))
             }
             Some((&ICEBERG_WRITE, body)) => {
@@ -207,6 +209,7 @@ impl PhysicalExtensionCodec for SqeCodec {
             batch_size: p.batch_size,
             file_io_props: p.file_io_props.clone(),
             schema: ipc.finished_data().to_vec(),
+            rows: p.rows,
         };
         buf.push(ICEBERG_SCAN);
         serde_json::to_writer(buf, &wire).map_err(|e| wire_err("IcebergScanExec", e))
@@ -224,8 +227,9 @@ impl TaskEstimator for ScanTasks {
         _cfg: &ConfigOptions,
     ) -> Option<TaskEstimation> {
         let scan = plan.as_any().downcast_ref::<IcebergScanExec>()?;
-        // one task per file at most; the planner caps it at the number of workers
-        Some(TaskEstimation::desired(scan.file_count().max(1)))
+        // one task per file (or piece of a large file) at most; the planner caps it at the
+        // number of workers
+        Some(TaskEstimation::desired(scan.task_count().max(1)))
     }
 
     fn scale_up_leaf_node(

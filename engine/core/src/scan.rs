@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  TableProvider::scan ── plan_files(projection, predicate) ──▶ [FileScanTask; n]
-//!        └─ split_tasks(n tasks, target_partitions) ──▶ groups, balanced by bytes
+//!        ├─ split_files: large files become byte ranges (whole row groups each)
+//!        └─ split_tasks(tasks, target_partitions) ──▶ groups, balanced by bytes
 //!  execute(i) ── ArrowReader over group i (row-group pruning, row filter) ──▶ batches
 //! ```
 //!
@@ -51,6 +52,48 @@ pub fn arrow_schema(table: &Table) -> DFResult<SchemaRef> {
     Ok(Arc::new(Schema::new(fields)))
 }
 
+/// The smallest and the largest piece [`split_files`] cuts.
+const MIN_SPLIT_BYTES: u64 = 16 << 20;
+const MAX_SPLIT_BYTES: u64 = 128 << 20;
+
+/// The rows `tasks` hold, when every task knows its count and has no deletes.
+pub fn known_rows(tasks: &[FileScanTask]) -> Option<u64> {
+    tasks
+        .iter()
+        .map(|t| t.record_count.filter(|_| t.deletes.is_empty()))
+        .sum()
+}
+
+/// Cuts large data files into contiguous byte ranges, so one big file still spreads over the
+/// partitions (and, distributed, over the workers): pieces of about
+/// `total / (2 × partitions)` bytes, 16 to 128 MiB. The reader gives each piece the row groups
+/// whose middle lies in its range, so every row group is read exactly once. Files with deletes
+/// and files below 1.5 pieces stay whole; pieces carry no row count.
+pub fn split_files(tasks: Vec<FileScanTask>, partitions: usize) -> Vec<FileScanTask> {
+    let total: u64 = tasks.iter().map(|t| t.length).sum();
+    let target = (total / (2 * partitions.max(1) as u64)).clamp(MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let whole = task.start != 0 || !task.deletes.is_empty() || task.length < target * 3 / 2;
+        if whole {
+            out.push(task);
+            continue;
+        }
+        let pieces = task.length.div_ceil(target);
+        let size = task.length.div_ceil(pieces);
+        let mut start = 0;
+        while start < task.length {
+            let mut piece = task.clone();
+            piece.start = start;
+            piece.length = size.min(task.length - start);
+            piece.record_count = None;
+            start += piece.length;
+            out.push(piece);
+        }
+    }
+    out
+}
+
 /// Splits tasks into at most `partitions` groups of similar byte size (largest first, each to
 /// the lightest group), keeping at least one group so the plan always has a partition.
 pub fn split_tasks(mut tasks: Vec<FileScanTask>, partitions: usize) -> Vec<Vec<FileScanTask>> {
@@ -95,6 +138,9 @@ pub struct ScanParts {
     pub batch_size: usize,
     /// The table FileIO's properties (endpoint, region, credentials).
     pub file_io_props: Vec<(String, String)>,
+    /// The rows of all files when every one is known and has no deletes (byte-range pieces
+    /// of a file carry no row count of their own).
+    pub rows: Option<u64>,
 }
 
 pub struct IcebergScanExec {
@@ -114,14 +160,18 @@ impl fmt::Debug for IcebergScanExec {
 }
 
 impl IcebergScanExec {
+    /// A scan of `tasks` in `partitions` partitions (large files cut into byte ranges).
     pub fn new(
         table: &Table,
         schema: SchemaRef,
         predicate: Option<Predicate>,
-        groups: Vec<Vec<FileScanTask>>,
+        tasks: Vec<FileScanTask>,
+        partitions: usize,
         limit: Option<usize>,
         batch_size: usize,
     ) -> Self {
+        let rows = known_rows(&tasks);
+        let groups = split_tasks(split_files(tasks, partitions), partitions);
         let file_io_props = table
             .file_io()
             .config()
@@ -137,6 +187,7 @@ impl IcebergScanExec {
             limit,
             batch_size,
             file_io_props,
+            rows,
         };
         Self::with_file_io(parts, table.file_io().clone())
     }
@@ -177,21 +228,26 @@ impl IcebergScanExec {
         Self::with_file_io(parts, self.file_io.clone())
     }
 
+    /// The data files it reads.
     pub fn file_count(&self) -> usize {
+        let mut paths: Vec<&str> = self
+            .parts
+            .groups
+            .iter()
+            .flatten()
+            .map(|t| t.data_file_path.as_str())
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        paths.len()
+    }
+
+    /// The files and file pieces it reads (what a stage can spread over tasks).
+    pub fn task_count(&self) -> usize {
         self.parts.groups.iter().map(Vec::len).sum()
     }
 
-    fn exact_rows(&self, tasks: &[FileScanTask]) -> Precision<usize> {
-        let total: Option<u64> = tasks
-            .iter()
-            .map(|t| {
-                if t.deletes.is_empty() {
-                    t.record_count
-                } else {
-                    None
-                }
-            })
-            .sum();
+    fn exact_rows(&self, total: Option<u64>) -> Precision<usize> {
         match total {
             Some(n) if self.parts.predicate.is_none() => match self.parts.limit {
                 Some(l) => Precision::Exact((n as usize).min(l)),
@@ -324,11 +380,10 @@ impl ExecutionPlan for IcebergScanExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> DFResult<Statistics> {
         let rows = match partition {
-            Some(i) => self.exact_rows(self.parts.groups.get(i).map(Vec::as_slice).unwrap_or(&[])),
-            None => {
-                let all: Vec<FileScanTask> = self.parts.groups.iter().flatten().cloned().collect();
-                self.exact_rows(&all)
-            }
+            Some(i) => self.exact_rows(known_rows(
+                self.parts.groups.get(i).map(Vec::as_slice).unwrap_or(&[]),
+            )),
+            None => self.exact_rows(self.parts.rows),
         };
         Ok(Statistics {
             num_rows: rows,
@@ -369,4 +424,114 @@ pub fn conform(batch: RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> 
         }
     }
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iceberg::spec::{DataFileFormat, Schema as IcebergSchema};
+
+    const MIB: u64 = 1 << 20;
+
+    fn task(path: &str, bytes: u64, rows: Option<u64>) -> FileScanTask {
+        FileScanTask::builder()
+            .with_file_size_in_bytes(bytes)
+            .with_start(0)
+            .with_length(bytes)
+            .with_record_count(rows)
+            .with_data_file_path(path.to_string())
+            .with_data_file_format(DataFileFormat::Parquet)
+            .with_schema(Arc::new(IcebergSchema::builder().build().unwrap()))
+            .with_project_field_ids(vec![])
+            .with_case_sensitive(true)
+            .build()
+    }
+
+    fn ranges(tasks: &[FileScanTask]) -> Vec<(&str, u64, u64)> {
+        tasks
+            .iter()
+            .map(|t| (t.data_file_path.as_str(), t.start, t.length))
+            .collect()
+    }
+
+    #[test]
+    fn large_files_become_contiguous_byte_ranges() {
+        // one 200 MiB file over 2 partitions: pieces of ~50 MiB, covering every byte once
+        let split = split_files(vec![task("a", 200 * MIB, Some(6))], 2);
+        assert_eq!(
+            ranges(&split),
+            vec![
+                ("a", 0, 50 * MIB),
+                ("a", 50 * MIB, 50 * MIB),
+                ("a", 100 * MIB, 50 * MIB),
+                ("a", 150 * MIB, 50 * MIB)
+            ]
+        );
+        assert!(split.iter().all(|t| t.record_count.is_none()));
+
+        // an uneven size: the pieces still cover the file exactly; the small file stays whole
+        let split = split_files(
+            vec![task("b", 100 * MIB + 3, None), task("c", 20 * MIB, None)],
+            1,
+        );
+        assert_eq!(
+            ranges(&split),
+            vec![
+                ("b", 0, 50 * MIB + 2),
+                ("b", 50 * MIB + 2, 50 * MIB + 1),
+                ("c", 0, 20 * MIB)
+            ]
+        );
+    }
+
+    #[test]
+    fn small_files_and_files_with_deletes_stay_whole() {
+        let cases: Vec<(&str, Vec<FileScanTask>, usize, usize)> = vec![
+            (
+                "below the 16 MiB floor",
+                vec![task("a", 20 * MIB, None)],
+                4,
+                1,
+            ),
+            (
+                "many small files",
+                (0..8)
+                    .map(|i| task(&format!("f{i}"), 4 * MIB, None))
+                    .collect(),
+                2,
+                8,
+            ),
+            // 128 MiB pieces at most: a 1 GiB file over 1 partition is 8 pieces
+            (
+                "the 128 MiB ceiling",
+                vec![task("a", 1024 * MIB, None)],
+                1,
+                8,
+            ),
+        ];
+        for (name, tasks, partitions, pieces) in cases {
+            assert_eq!(split_files(tasks, partitions).len(), pieces, "{name}");
+        }
+        let mut with_deletes = task("d", 512 * MIB, Some(1));
+        with_deletes.deletes = vec![iceberg::scan::FileScanTaskDeleteFile {
+            file_path: "del".into(),
+            file_size_in_bytes: 1,
+            file_type: iceberg::spec::DataContentType::PositionDeletes,
+            partition_spec_id: 0,
+            equality_ids: None,
+        }];
+        assert_eq!(split_files(vec![with_deletes], 2).len(), 1);
+    }
+
+    #[test]
+    fn row_counts_survive_the_split() {
+        let tasks = vec![task("a", 200 * MIB, Some(6)), task("b", MIB, Some(4))];
+        assert_eq!(known_rows(&tasks), Some(10));
+        assert_eq!(
+            known_rows(&split_files(tasks, 2)),
+            None,
+            "pieces carry no count"
+        );
+        assert_eq!(known_rows(&[task("c", MIB, None)]), None);
+    }
 }

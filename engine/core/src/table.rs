@@ -20,7 +20,7 @@ use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
 use crate::catalog::SqeCatalog;
 use crate::error::ice_to_df;
-use crate::scan::{IcebergScanExec, arrow_schema, split_tasks};
+use crate::scan::{IcebergScanExec, arrow_schema};
 use crate::write::append_plan;
 
 #[derive(Debug)]
@@ -112,12 +112,12 @@ impl TableProvider for IcebergTable {
             tasks = cut_for_limit(tasks, l);
         }
         let options = state.config_options();
-        let groups = split_tasks(tasks, options.execution.target_partitions);
         Ok(Arc::new(IcebergScanExec::new(
             &table,
             out_schema,
             predicate,
-            groups,
+            tasks,
+            options.execution.target_partitions,
             limit,
             options.execution.batch_size,
         )))
