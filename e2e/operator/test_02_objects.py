@@ -219,6 +219,8 @@ def test_distributed_sample(kc: Kubectl, ns: str) -> None:
     assert toml["worker"]["coordinator_url"] == f"http://{name}-coordinator.{ns}.svc:50051"
     assert toml["worker"]["flight_addr"] == "0.0.0.0:50052"
     assert toml["worker"]["spill_dir"] == "/var/lib/sqe-spill"
+    # the query memory pools: 3/4 of the containers' memory limits (4Gi workers, 2Gi coordinator)
+    assert (toml["worker"]["memory_limit_mb"], toml["coordinator"]["memory_limit_mb"]) == (3072, 1536)
     assert toml["catalog"]["type"] == "rest"
     assert toml["catalog"]["uri"] == manifest["spec"]["catalog"]["uri"]
     assert toml["catalog"]["warehouse"] == "analytics"
@@ -265,9 +267,18 @@ def test_distributed_sample(kc: Kubectl, ns: str) -> None:
     wc = check_pod_template(wdeploy, name, "worker", image, "sqe-worker")
     assert ports(wc["ports"], "containerPort") == {"flight": 50052, "metrics": 9090, "health": 9091}
     assert wc["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}}
+    token_env = {"name": "SQE_WORKER__INTERNAL_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": f"{name}-internal", "key": "internal-token", "optional": False}}}
+    assert cc["env"] == [token_env]
+    # a worker registers under its pod's name at its pod's IP (the downward API)
+    field = lambda path: {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}  # noqa: E731
+    assert wc["env"] == [
+        token_env,
+        {"name": "POD_IP", "valueFrom": field("status.podIP")},
+        {"name": "SQE_WORKER__NODE_ID", "valueFrom": field("metadata.name")},
+        {"name": "SQE_WORKER__ADVERTISE_URL", "value": "http://$(POD_IP):50052"},
+    ]
     for container in (cc, wc):
-        assert container["env"] == [{"name": "SQE_WORKER__INTERNAL_TOKEN", "valueFrom": {"secretKeyRef": {
-            "name": f"{name}-internal", "key": "internal-token", "optional": False}}}]
         assert container["envFrom"] == [{"secretRef": {"name": "sqe-lakehouse", "optional": False}}]
     spill = {v["name"]: v for v in wdeploy["spec"]["template"]["spec"]["volumes"]}["spill"]
     assert spill["emptyDir"] == {"sizeLimit": "20Gi"}
