@@ -432,6 +432,15 @@ def terminate(proc: subprocess.Popen, timeout: float) -> int:
     return proc.wait()
 
 
+def die_with_parent() -> None:
+    """In a child between fork and exec: SIGTERM it when the test process dies, so a pytest that
+    is killed or aborts (no teardown) leaves no server or worker behind (Linux prctl)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class LoggedProcess:
     """A child process started by a test, its output appended to `log_path`: what the server,
     operator and reference-Trino harnesses share (stopping it, reading its log, telling whether it
@@ -634,6 +643,7 @@ class SqeServer(LoggedProcess):
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 cwd=str(self.base_dir),
+                preexec_fn=die_with_parent,
             )
         self.started_at = time.monotonic()
         self.stopped_at = None
@@ -1017,6 +1027,7 @@ class SqeWorker(LoggedProcess):
                 stderr=subprocess.STDOUT,
                 env=self.environment(),
                 cwd=str(self.base_dir),
+                preexec_fn=die_with_parent,
             )
         self.paused = False
         self.started_at = time.monotonic()
