@@ -515,7 +515,52 @@ class ServerStartError(AssertionError):
     pass
 
 
-class SqeServer(LoggedProcess):
+class SqeProcess(LoggedProcess):
+    """What an `sqe-server` and an `sqe-worker` process share: SIGTERM drains it, `/readyz` on
+    its health listener says whether it takes work."""
+
+    health_url: str
+
+    def terminate(self) -> None:
+        """Sends SIGTERM (the start of a graceful drain)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout: float) -> int:
+        """Waits for the process to exit; raises (leaving it running) after `timeout`."""
+        assert self.proc is not None
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.log_title}: still running {timeout:.0f}s later\n{self.log_tail()}") from None
+        self.returncode = rc
+        self.stopped_at = time.monotonic()
+        return rc
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit code (negative when
+        killed by a signal), or None if the process never started."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.terminate()
+                return self.wait_exit(timeout)
+            except AssertionError:
+                self.kill()
+        self.returncode = self.proc.wait()
+        self.stopped_at = self.stopped_at or time.monotonic()
+        return self.returncode
+
+    def readyz(self) -> int | None:
+        """The /readyz status, or None when the health listener does not answer."""
+        try:
+            return http_get(f"{self.health_url}/readyz", timeout=2.0)[0]
+        except OSError:
+            return None
+
+
+class SqeServer(SqeProcess):
     """One `sqe-server` process on free loopback ports.
 
     `data_dir=None` makes a fresh data directory under `base_dir`; pass an existing one to
@@ -672,45 +717,7 @@ class SqeServer(LoggedProcess):
                 )
             time.sleep(0.1)
 
-    def terminate(self) -> None:
-        """Sends SIGTERM (the start of a graceful drain)."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-
-    def wait_exit(self, timeout: float) -> int:
-        """Waits for the process to exit; raises (leaving it running) after `timeout`."""
-        assert self.proc is not None
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"sqe-server still running {timeout:.0f}s later\n{self.log_tail()}") from None
-        self.returncode = rc
-        self.stopped_at = time.monotonic()
-        return rc
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
-        """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit code (negative when
-        killed by a signal), or None if the server never started."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                self.terminate()
-                return self.wait_exit(timeout)
-            except AssertionError:
-                self.kill()
-        self.returncode = self.proc.wait()
-        self.stopped_at = self.stopped_at or time.monotonic()
-        return self.returncode
-
     # ---- HTTP endpoints
-
-    def readyz(self) -> int | None:
-        """The /readyz status, or None when the health listener does not answer."""
-        try:
-            return http_get(f"{self.health_url}/readyz", timeout=2.0)[0]
-        except OSError:
-            return None
 
     def healthz(self) -> int | None:
         try:
@@ -899,7 +906,7 @@ def _run_once(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess
         ) from None
 
 
-class SqeWorker(LoggedProcess):
+class SqeWorker(SqeProcess):
     """One `sqe-worker` process on free loopback ports, heartbeating to `coordinator`.
 
     The harness sets its Flight, health and metrics addresses, node id, data dir (spill files
@@ -1055,11 +1062,6 @@ class SqeWorker(LoggedProcess):
                 )
             time.sleep(0.05)
 
-    def terminate(self) -> None:
-        """SIGTERM: the worker drains (no new tasks, running ones finish) and exits."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-
     def pause(self) -> None:
         """SIGSTOP: the process freezes, so its heartbeats stop while its sockets stay open."""
         assert self.proc is not None
@@ -1072,41 +1074,13 @@ class SqeWorker(LoggedProcess):
         self.proc.send_signal(signal.SIGCONT)
         self.paused = False
 
-    def wait_exit(self, timeout: float) -> int:
-        assert self.proc is not None
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"sqe-worker {self.node_id} still running {timeout:.0f}s later\n{self.log_tail()}") from None
-        self.returncode = rc
-        self.stopped_at = time.monotonic()
-        return rc
-
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
-        """SIGCONT if paused, SIGTERM, wait up to `timeout`, then SIGKILL."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            if self.paused:
-                self.resume()
-            try:
-                self.terminate()
-                return self.wait_exit(timeout)
-            except AssertionError:
-                self.kill()
-        self.returncode = self.proc.wait()
-        self.stopped_at = self.stopped_at or time.monotonic()
-        return self.returncode
+        """SIGCONT if paused, then as any SQE process."""
+        if self.paused and self.running:
+            self.resume()
+        return super().stop(timeout)
 
-    # ---- endpoints
-
-    def readyz(self) -> int | None:
-        """The /readyz status (200 = registered with the coordinator and not draining), or
-        None when the health listener does not answer."""
-        try:
-            return http_get(f"{self.health_url}/readyz", timeout=2.0)[0]
-        except OSError:
-            return None
+    # ---- endpoints (readyz: 200 = registered with the coordinator and not draining)
 
     def flight_client(self) -> flight.FlightClient:
         """A pyarrow.flight client for the worker's own Flight port (the one tasks come in on)."""

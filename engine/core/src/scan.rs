@@ -117,6 +117,16 @@ pub fn split_tasks(mut tasks: Vec<FileScanTask>, partitions: usize) -> Vec<Vec<F
     out.into_iter().map(|(_, files)| files).collect()
 }
 
+/// A FileIO's properties (endpoint, region, credentials): what a worker needs to rebuild it.
+pub fn file_io_props(file_io: &FileIO) -> Vec<(String, String)> {
+    file_io
+        .config()
+        .props()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// A FileIO for the same storage as one whose properties are `props` (a worker rebuilding
 /// the coordinator's table FileIO; local paths, S3 and vended credentials alike).
 pub fn file_io_from_props(props: impl IntoIterator<Item = (String, String)>) -> FileIO {
@@ -172,13 +182,7 @@ impl IcebergScanExec {
     ) -> Self {
         let rows = known_rows(&tasks);
         let groups = split_tasks(split_files(tasks, partitions), partitions);
-        let file_io_props = table
-            .file_io()
-            .config()
-            .props()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let file_io_props = file_io_props(table.file_io());
         let parts = ScanParts {
             table_name: table.identifier().to_string(),
             schema,

@@ -239,14 +239,8 @@ impl fmt::Debug for IcebergWriteExec {
 
 impl IcebergWriteExec {
     pub fn new(table: Table, input: Arc<dyn ExecutionPlan>) -> Self {
-        let file_io_props = table
-            .file_io()
-            .config()
-            .props()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Self::with_props(table, file_io_props, input)
+        let props = crate::scan::file_io_props(table.file_io());
+        Self::with_props(table, props, input)
     }
 
     fn with_props(
