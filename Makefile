@@ -46,7 +46,7 @@ test-clients: build venv trino-stack ## ADBC, pyarrow, sqe-cli, the trino client
 		SQE_CLI_BIN=$(abspath $(BIN))/sqe-cli \
 		$(VENV)/bin/pytest -q e2e/clients
 
-lint: ## rustfmt and clippy (on every target, tests included), warnings are errors
+lint: lint-dockerfiles ## rustfmt and clippy (on every target, tests included), hadolint; warnings are errors
 	$(CARGO) fmt --all -- --check
 	@test -n "$(CLIPPY_DRIVER)" || { echo "clippy-driver not found: rustup component add clippy"; exit 1; }
 	$(CARGO) build --release --workspace --all-targets
@@ -108,6 +108,9 @@ include e2e/trino/trino.mk
 CLUSTER_AFTER_UP ?= e2e/cluster/install-sqe.sh
 cluster-up: build
 include e2e/cluster/cluster.mk
+
+# Images of the engine and the operator (buildah).
+include images/images.mk
 
 # The operator e2e suite needs the binaries, and the local control plane unless KUBECONFIG is set.
 e2e: build $(if $(KUBECONFIG),,k8s-binaries)

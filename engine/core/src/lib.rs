@@ -26,6 +26,7 @@ pub mod functions;
 pub mod membership;
 pub mod memory;
 pub mod metrics;
+pub mod probe;
 pub mod process;
 pub mod provider;
 pub mod registry;

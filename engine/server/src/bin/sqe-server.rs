@@ -32,6 +32,9 @@ enum Command {
     HashPassword,
     /// Checks the configuration and prints it as the server would use it (secrets hidden).
     CheckConfig,
+    /// Exits 0 when this machine's server answers ready on coordinator.health_addr (for a
+    /// container HEALTHCHECK: the images have no shell and no curl).
+    Health,
     /// Writes the eight TPC-H tables as Parquet files (for comparison engines).
     GenerateTpch {
         /// Scale factor.
@@ -44,6 +47,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The images ship one executable for both roles: started as `sqe-worker` (a symlink), it is
+    // the worker, with the worker's own command line.
+    if started_as_worker(std::env::args_os().next()) {
+        return sqe_worker::cli::main();
+    }
     let args = Args::parse();
     match args.command {
         Some(Command::HashPassword) => return hash_password(),
@@ -67,6 +75,9 @@ fn main() -> ExitCode {
     };
     if let Some(dir) = args.data_dir {
         config.coordinator.data_dir = dir.display().to_string();
+    }
+    if matches!(args.command, Some(Command::Health)) {
+        return sqe_worker::cli::health(&config.coordinator.health_addr);
     }
     if matches!(args.command, Some(Command::CheckConfig)) {
         println!("{config:#?}");
@@ -100,6 +111,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the process was started under the worker's name (`argv[0]`, e.g. the image's
+/// `/usr/local/bin/sqe-worker -> sqe-server`).
+fn started_as_worker(argv0: Option<std::ffi::OsString>) -> bool {
+    argv0
+        .as_deref()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|name| name == "sqe-worker")
+}
+
 fn hash_password() -> ExitCode {
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
@@ -119,6 +139,27 @@ fn hash_password() -> ExitCode {
         Err(e) => {
             eprintln!("sqe-server: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::started_as_worker;
+
+    #[test]
+    fn the_role_follows_the_name_started_under() {
+        let cases = [
+            (Some("sqe-worker"), true),
+            (Some("/usr/local/bin/sqe-worker"), true),
+            (Some("./target/release/sqe-server"), false),
+            (Some("sqe-server"), false),
+            (Some("/opt/sqe-worker/bin/sqe-server"), false),
+            (Some("sqe-worker-2"), false),
+            (None, false),
+        ];
+        for (argv0, want) in cases {
+            assert_eq!(started_as_worker(argv0.map(Into::into)), want, "{argv0:?}");
         }
     }
 }

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Builds the engine and operator images with buildah (no daemon) from Dockerfile.engine and
+# Dockerfile.operator, and writes them as archives that containerd imports
+# (`ctr -n k8s.io images import`), with their sizes.
+#
+#   build.sh [--from-source]
+#
+# Default: only the Dockerfiles' last stage runs. The binaries `make build` made are staged by
+# images/rootfs.sh into target/images/<image>/rootfs and handed to buildah as the named build
+# context `dist`, which replaces the Dockerfile stage of that name: the workspace is not
+# compiled a second time. --from-source runs every stage (cargo-chef, the workspace build) on a
+# stand-in for the Rust base image (images/builder-base.sh), since no registry is reachable here.
+#
+# Environment: SQE_CACHE_DIR, TARGET_DIR (default target), IMAGE_TAG (default the workspace
+# version), IMAGE_REPOSITORY (default ghcr.io/sqe-dev), SQE_BUILDAH (a buildah to use).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+from_source=0
+case "${1:-}" in
+--from-source) from_source=1 ;;
+"") ;;
+*) echo "usage: $0 [--from-source]" >&2; exit 2 ;;
+esac
+
+target=${TARGET_DIR:-target}
+bin=$target/release
+out=$target/images
+version=$(awk -F'"' '/^\[workspace.package\]/ { p = 1 } p && /^version/ { print $2; exit }' Cargo.toml)
+tag=${IMAGE_TAG:-$version}
+repo=${IMAGE_REPOSITORY:-ghcr.io/sqe-dev}
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+created=$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
+epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+
+tools=$(e2e/cluster/debs.sh)
+buildah=${SQE_BUILDAH:-$tools/bin/buildah}
+store=$out/buildah
+mkdir -p "$store" "$out"
+policy=$store/policy.json
+echo '{"default": [{"type": "insecureAcceptAnything"}]}' >"$policy"
+b() { "$buildah" --root "$store/root" --runroot "$store/run" --storage-driver vfs --registries-conf /dev/null "$@"; }
+
+log() { echo "images: $*" >&2; }
+
+build() { # <name> <dockerfile> <rootfs args...>
+    local name=$1 dockerfile=$2; shift 2
+    local image=$repo/$name:$tag context=()
+    local t0=$SECONDS
+    if [[ $from_source == 0 ]]; then
+        images/rootfs.sh "$out/$name/rootfs" "$@"
+        context=(--build-context "dist=$out/$name")
+    else
+        context=(--build-arg "RUST_IMAGE=$(images/builder-base.sh)" --layers)
+    fi
+    b bud --signature-policy "$policy" --isolation chroot --timestamp "$epoch" \
+        --build-arg VERSION="$tag" --build-arg REVISION="$revision" --build-arg CREATED="$created" \
+        "${context[@]}" -f "$dockerfile" -t "$image" . >"$out/$name.build.log" 2>&1 ||
+        { tail -30 "$out/$name.build.log" >&2; log "building $image failed (log: $out/$name.build.log)"; exit 1; }
+    rm -f "$out/$name.tar"
+    b push --signature-policy "$policy" --quiet "$image" "docker-archive:$out/$name.tar:$image" >/dev/null
+    local layers unpacked compressed
+    layers=$(tar -tf "$out/$name.tar" | grep -c '\.tar$\|/layer.tar$' || true)
+    unpacked=$(stat -c %s "$out/$name.tar")
+    compressed=$(gzip -1 -c "$out/$name.tar" | wc -c)
+    printf '%s\t%s\t%d\t%d\t%d\n' "$name" "$image" "$unpacked" "$compressed" "$((SECONDS - t0))" >>"$out/sizes.tsv"
+    log "$image: $((unpacked / 1000000)) MB uncompressed, $((compressed / 1000000)) MB gzip, $layers layer(s), $((SECONDS - t0)) s -> $out/$name.tar"
+}
+
+rm -f "$out/sizes.tsv"
+if [[ $from_source == 0 ]]; then
+    for b in sqe-server sqe-cli sqe-operator; do
+        [[ -x $bin/$b ]] || { log "$bin/$b is missing: run make build first"; exit 1; }
+    done
+fi
+build sqe Dockerfile.engine "$bin/sqe-server=sqe-server,sqe-worker" "$bin/sqe-cli"
+build sqe-operator Dockerfile.operator "$bin/sqe-operator"
