@@ -35,12 +35,11 @@ created=$(git log -1 --format=%cI 2>/dev/null || echo 1970-01-01T00:00:00Z)
 epoch=$(git log -1 --format=%ct 2>/dev/null || echo 0)
 
 tools=$(e2e/cluster/debs.sh)
-buildah=${SQE_BUILDAH:-$tools/bin/buildah}
+export SQE_BUILDAH=${SQE_BUILDAH:-$tools/bin/buildah}
+mkdir -p "$out"
 store=$out/buildah
-mkdir -p "$store" "$out"
-policy=$store/policy.json
-echo '{"default": [{"type": "insecureAcceptAnything"}]}' >"$policy"
-b() { "$buildah" --root "$store/root" --runroot "$store/run" --storage-driver vfs --registries-conf /dev/null "$@"; }
+source images/buildah.sh
+trap bh_cleanup EXIT
 
 log() { echo "images: $*" >&2; }
 
@@ -54,12 +53,12 @@ build() { # <name> <dockerfile> <rootfs args...>
     else
         context=(--build-arg "RUST_IMAGE=$(images/builder-base.sh)" --layers)
     fi
-    b bud --signature-policy "$policy" --isolation chroot --timestamp "$epoch" \
+    bh bud --timestamp "$epoch" \
         --build-arg VERSION="$tag" --build-arg REVISION="$revision" --build-arg CREATED="$created" \
         "${context[@]}" -f "$dockerfile" -t "$image" . >"$out/$name.build.log" 2>&1 ||
         { tail -30 "$out/$name.build.log" >&2; log "building $image failed (log: $out/$name.build.log)"; exit 1; }
     rm -f "$out/$name.tar"
-    b push --signature-policy "$policy" --quiet "$image" "docker-archive:$out/$name.tar:$image" >/dev/null
+    bh push --quiet "$image" "docker-archive:$out/$name.tar:$image" >/dev/null
     local layers unpacked compressed
     layers=$(tar -tf "$out/$name.tar" | grep -c '\.tar$\|/layer.tar$' || true)
     unpacked=$(stat -c %s "$out/$name.tar")
@@ -70,8 +69,8 @@ build() { # <name> <dockerfile> <rootfs args...>
 
 rm -f "$out/sizes.tsv"
 if [[ $from_source == 0 ]]; then
-    for b in sqe-server sqe-cli sqe-operator; do
-        [[ -x $bin/$b ]] || { log "$bin/$b is missing: run make build first"; exit 1; }
+    for exe in sqe-server sqe-cli sqe-operator; do
+        [[ -x $bin/$exe ]] || { log "$bin/$exe is missing: run make build first"; exit 1; }
     done
 fi
 build sqe Dockerfile.engine "$bin/sqe-server=sqe-server,sqe-worker" "$bin/sqe-cli"

@@ -12,6 +12,7 @@
 #
 # Prints that directory as the last line on stdout. Idempotent: when it is complete, it
 # returns at once. The key hashes this script, so a change of the package list refetches.
+# --print-dir: only print the directory (no check, no download).
 set -euo pipefail
 
 # what the tools are, then the libraries they link that a minimal Debian may lack
@@ -39,6 +40,7 @@ cache=${SQE_CACHE_DIR:-$HOME/.cache/sqe}
 key=debs-$release-$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)
 dir=$cache/$key
 
+[[ ${1:-} == --print-dir ]] && { echo "$dir"; exit 0; }
 if [[ -f $dir/.complete ]]; then echo "$dir"; exit 0; fi
 command -v apt-get >/dev/null || { echo "debs.sh: needs apt-get (a Debian or Ubuntu machine)" >&2; exit 1; }
 
@@ -72,6 +74,8 @@ ln -s root/usr/lib/cni "$tmp/cni-bin"
 # the wrappers name $dir: move into place first, then check that every tool starts
 rm -rf "$dir"
 mv "$tmp" "$dir"
+# older unpackings of another package list
+for old in "$cache"/debs-"$release"-*; do [[ $old == "$dir" || $old == *.tmp.* ]] || rm -rf "$old"; done
 trap - EXIT
 for entry in "${tools[@]}"; do
     name=${entry%%=*}

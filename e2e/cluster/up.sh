@@ -106,26 +106,9 @@ api_port=${SQE_APISERVER_PORT:-$api_port}
 # --- PKI ----------------------------------------------------------------------------------------
 pki=$dir/pki
 days=3650
-mkca() { # <name> <CN>
-    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days $days -subj "/CN=$2" \
-        -keyout "$pki/$1.key" -out "$pki/$1.crt" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
-        2>/dev/null
-}
-mkcert() { # <name> <ca> <subject> <extendedKeyUsage> [subjectAltName]
-    openssl req -new -newkey rsa:2048 -nodes -sha256 -subj "$3" \
-        -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
-    {
-        echo "basicConstraints=critical,CA:FALSE"
-        echo "keyUsage=critical,digitalSignature,keyEncipherment"
-        echo "extendedKeyUsage=$4"
-        [[ -n ${5:-} ]] && echo "subjectAltName=$5"
-    } >"$pki/$1.ext"
-    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/$2.crt" -CAkey "$pki/$2.key" -CAcreateserial \
-        -days $days -sha256 -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
-    rm -f "$pki/$1.csr" "$pki/$1.ext"
-}
-if [[ ! -f $pki/client-ca.crt || ! -f $pki/sa.pub || ! -f $pki/kwok.crt || ! -f $pki/front-proxy-client.crt ]]; then
+# mkca, mkcert
+source "$here/pki.sh"
+if [[ ! -f $pki/client-ca.crt || ! -f $pki/sa.pub || ! -f $pki/kwok.crt || ! -f $pki/front-proxy-client.crt || ! -f $pki/apiserver-kubelet-client.crt ]]; then
     log "creating CAs and certificates in $pki"
     rm -f "$pki"/*
     mkca ca sqe-e2e-ca                 # signs serving certs; clients trust it
@@ -139,6 +122,8 @@ if [[ ! -f $pki/client-ca.crt || ! -f $pki/sa.pub || ! -f $pki/kwok.crt || ! -f 
     mkcert kube-scheduler client-ca "/CN=system:kube-scheduler" clientAuth
     # kwok plays every kubelet (node and pod status, leases, pod deletion)
     mkcert kwok client-ca "/O=system:masters/CN=system:kwok" clientAuth
+    # the API server's identity towards kubelets (logs, exec, port-forward on a real node)
+    mkcert apiserver-kubelet-client client-ca "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
     openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
     chmod 600 "$pki"/*.key
@@ -146,17 +131,6 @@ fi
 
 # --- kubeconfigs ----------------------------------------------------------------------------------
 server=https://127.0.0.1:$api_port
-mkkubeconfig() { # <file> <client cert name>
-    local f=$1
-    rm -f "$f"
-    kubectl config --kubeconfig "$f" set-cluster sqe-e2e --server "$server" \
-        --certificate-authority "$pki/ca.crt" --embed-certs >/dev/null
-    kubectl config --kubeconfig "$f" set-credentials "$2" \
-        --client-certificate "$pki/$2.crt" --client-key "$pki/$2.key" --embed-certs >/dev/null
-    kubectl config --kubeconfig "$f" set-context sqe-e2e --cluster sqe-e2e --user "$2" >/dev/null
-    kubectl config --kubeconfig "$f" use-context sqe-e2e >/dev/null
-    chmod 600 "$f"
-}
 for c in kube-controller-manager kube-scheduler kwok; do mkkubeconfig "$pki/$c.kubeconfig" "$c"; done
 
 # --- audit policy -----------------------------------------------------------------------------------
@@ -243,6 +217,9 @@ start kube-apiserver "$bin/kube-apiserver" \
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$pki/front-proxy-client.crt" \
     --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types=InternalIP \
     --audit-policy-file="$dir/audit-policy.yaml" \
     --audit-log-path="$dir/logs/audit.log" \
     --audit-log-maxsize=0 \
@@ -311,7 +288,8 @@ status:
   allocatable: {cpu: "16", memory: 64Gi, pods: "110"}
   capacity: {cpu: "16", memory: 64Gi, pods: "110"}
 EOF
-done | "${kc[@]}" apply -f - >/dev/null
+done >"$dir/fake-nodes.yaml"
+((nodes == 0)) || "${kc[@]}" apply -f "$dir/fake-nodes.yaml" >/dev/null
 
 start kwok "$bin/kwok" \
     --kubeconfig="$pki/kwok.kubeconfig" \
