@@ -115,3 +115,6 @@ include images/images.mk
 # The operator e2e suite needs the binaries, and the local control plane unless KUBECONFIG is set.
 e2e: build $(if $(KUBECONFIG),,k8s-binaries)
 include e2e/operator/e2e.mk
+
+# SQE clusters that really run: a real node (kubelet, containerd) beside the control plane.
+include e2e/pods/pods.mk
