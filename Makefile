@@ -32,7 +32,7 @@ build: ## build every binary (release)
 run: build ## start sqe-server on 127.0.0.1 with the TPC-H sample (data in ./sqe-data)
 	$(BIN)/sqe-server --data-dir $(DATA_DIR)
 
-test: lint check-crds test-rust test-clients e2e ## lint, CRD drift, unit + SQL + operator tests, real clients, operator e2e on a local control plane
+test: lint check-crds test-rust test-clients e2e e2e-pods ## lint, CRD drift, unit + SQL + operator tests, real clients, operator e2e on a local control plane, SQE pods on a real node
 
 test-rust: ## unit tests and the sqllogictest suite
 	$(CARGO) test --release --workspace

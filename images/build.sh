@@ -11,7 +11,8 @@
 # compiled a second time. --from-source runs every stage (cargo-chef, the workspace build) on a
 # stand-in for the Rust base image (images/builder-base.sh), since no registry is reachable here.
 #
-# Environment: SQE_CACHE_DIR, TARGET_DIR (default target), IMAGE_TAG (default the workspace
+# Environment: SQE_CACHE_DIR, TARGET_DIR (where `make build` put the binaries; default target),
+# IMAGE_TAG (default the workspace
 # version), IMAGE_REPOSITORY (default ghcr.io/sqe-dev), SQE_BUILDAH (a buildah to use).
 set -euo pipefail
 
@@ -26,7 +27,7 @@ esac
 
 target=${TARGET_DIR:-target}
 bin=$target/release
-out=$target/images
+out=$root/target/images # always in the checkout: the suites and the node look here
 version=$(awk -F'"' '/^\[workspace.package\]/ { p = 1 } p && /^version/ { print $2; exit }' Cargo.toml)
 tag=${IMAGE_TAG:-$version}
 repo=${IMAGE_REPOSITORY:-ghcr.io/sqe-dev}

@@ -1,9 +1,9 @@
 # Sourced by images/build.sh and e2e/node/up.sh: `bh <buildah args>` runs the cached buildah
-# with its storage, runtime state, CNI config and signature policy under $store (default
-# target/images/buildah), never the system's. buildah (as root) still creates
+# with its storage, runtime state, CNI config and signature policy under $store (the caller
+# sets it: target/images/buildah), never the system's. buildah (as root) still creates
 # /var/cache/containers and /var/lib/containers for its caches: when they did not exist
 # before, `bh_cleanup` (run it at exit) removes them again.
-store=${store:-${TARGET_DIR:-target}/images/buildah}
+store=${store:?set store (the buildah directory) before sourcing buildah.sh}
 mkdir -p "$store/cni"
 echo '{"default": [{"type": "insecureAcceptAnything"}]}' >"$store/policy.json"
 bh_created=()

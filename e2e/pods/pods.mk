@@ -6,10 +6,7 @@
 
 E2E_PODS_ARGS ?=
 
-.PHONY: e2e-pods node-binaries
-
-node-binaries: ## build the real node's kubelet, kube-proxy, CoreDNS and pause (cached by version)
-	@SQE_CACHE_DIR='$(CACHE_DIR)' e2e/node/build.sh >/dev/null
+.PHONY: e2e-pods
 
 e2e-pods: images node-binaries k8s-binaries venv ## SQE clusters on a real node: security context, both protocols, restarts (needs root)
 	cd e2e/pods && SQE_SERVER_BIN='$(abspath $(BIN))/sqe-server' SQE_CACHE_DIR='$(CACHE_DIR)' \
