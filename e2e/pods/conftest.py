@@ -23,6 +23,7 @@ import pytest
 
 from kube import Kubectl, secret_manifest
 from pods_kit import USERS, Node
+from seaweed import Seaweed
 from sqe_harness import REPO_ROOT, hash_password
 
 
@@ -61,6 +62,15 @@ def node() -> Iterator[Node]:
         if os.environ.get("SQE_E2E_KEEP_CLUSTER") != "1":
             for script in ("node/down.sh", "cluster/down.sh"):
                 subprocess.run([str(REPO_ROOT / "e2e" / script)], env=env, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def lake(node: Node, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """S3 and an Iceberg REST catalog (SeaweedFS) on the node's bridge address, where pods reach
+    it: the shared storage a distributed cluster needs."""
+    s = Seaweed(tmp_path_factory.mktemp("seaweed"), ip=node.env["SQE_NODE_IP"])
+    yield s
+    s.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kube import Kubectl, wait_for
+from kube import Kubectl, secret_manifest, wait_for
+from sqe_harness import fetch_dicts
 
 USERS = {"alice": "alice-pods-pw-1"}
+VERSION = "0.1.0"  # the workspace version the images are built from
 
 @dataclass
 class Node:
@@ -78,3 +80,51 @@ class PortForward:
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+def distributed_cluster(ns: str, lake, replicas: int = 3, name: str = "analytics") -> dict:
+    """A distributed SqeCluster on the suite's REST catalog and S3 (the Secret `sqe-lakehouse`
+    holds their credentials: `lakehouse_secret`), sized for the 2-CPU node."""
+    return {
+        "apiVersion": "sqe.dev/v1alpha1", "kind": "SqeCluster",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "mode": "distributed",
+            # the node has 2 CPUs: the default requests (1 CPU per pod) would leave workers Pending
+            "coordinator": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}},
+            "workers": {"replicas": replicas,
+                        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}},
+            "catalog": {"uri": f"http://{lake.ip}:{lake.iceberg}", "warehouse": "s3://warehouse",
+                        "metadataCacheTtlSeconds": 1},
+            "storage": {"s3Endpoint": f"http://{lake.ip}:{lake.s3}", "s3Region": "us-east-1", "s3PathStyle": True},
+            "auth": {"usersSecret": {"name": "sqe-users"}},
+            "existingSecret": "sqe-lakehouse",
+        },
+    }
+
+
+def lakehouse_secret(ns: str, key: str, secret: str) -> dict:
+    return secret_manifest("sqe-lakehouse", ns, {
+        "SQE_CATALOG__CREDENTIAL": f"{key}:{secret}",
+        "SQE_STORAGE__S3_ACCESS_KEY_ID": key,
+        "SQE_STORAGE__S3_SECRET_ACCESS_KEY": secret,
+    })
+
+
+def workers(conn) -> list[dict]:
+    """The worker rows of system.runtime.nodes."""
+    return [n for n in fetch_dicts(conn, "SELECT * FROM system.runtime.nodes") if not n["coordinator"]]
+
+
+def wait_workers_active(conn, names: set[str], timeout: float = 60) -> list[dict]:
+    """Polls system.runtime.nodes until exactly the workers `names` are active and schedulable."""
+    def check() -> list[dict] | None:
+        ws = workers(conn)
+        return ws if {w["node_id"] for w in ws if w["state"] == "active" and w["schedulable"]} == names else None
+    return wait_for(check, timeout, f"workers {sorted(names)} active in system.runtime.nodes")
+
+
+def flight_conn(port: int):
+    import adbc_driver_flightsql.dbapi as flight_sql
+
+    return flight_sql.connect(f"grpc://127.0.0.1:{port}", db_kwargs={"username": "alice", "password": USERS["alice"]})

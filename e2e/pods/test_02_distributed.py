@@ -9,11 +9,8 @@ import sys
 import time
 import uuid
 
-import adbc_driver_flightsql.dbapi as flight_sql
-import pytest
-
-from kube import Kubectl, secret_manifest, wait_for
-from pods_kit import USERS, Node, PortForward, pods, wait_ready
+from kube import Kubectl, wait_for
+from pods_kit import VERSION, PortForward, distributed_cluster, flight_conn, lakehouse_secret, pods, wait_ready, wait_workers_active
 from seaweed import KEY, SECRET, Seaweed
 from sqe_harness import REPO_ROOT, fetch_dicts, query_id, query_tasks, server_binary
 
@@ -21,63 +18,22 @@ sys.path.insert(0, str(REPO_ROOT / "bench"))
 from tpch_data import ingest_tables, parquet_tables  # noqa: E402
 
 WORKERS = 3
-VERSION = "0.1.0"  # the workspace version the images are built from
 
 
-@pytest.fixture(scope="module")
-def lake(node: Node, tmp_path_factory) -> Seaweed:
-    s = Seaweed(tmp_path_factory.mktemp("seaweed"), ip=node.env["SQE_NODE_IP"])
-    yield s
-    s.stop()
-
-
-def _cluster(ns: str, lake: Seaweed, replicas: int = WORKERS) -> dict:
-    return {
-        "apiVersion": "sqe.dev/v1alpha1", "kind": "SqeCluster",
-        "metadata": {"name": "analytics", "namespace": ns},
-        "spec": {
-            "mode": "distributed",
-            # the node has 2 CPUs: the default requests (1 CPU per pod) would leave workers Pending
-            "coordinator": {"resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}},
-            "workers": {"replicas": replicas,
-                        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}},
-            "catalog": {"uri": f"http://{lake.ip}:{lake.iceberg}", "warehouse": "s3://warehouse",
-                        "metadataCacheTtlSeconds": 1},
-            "storage": {"s3Endpoint": f"http://{lake.ip}:{lake.s3}", "s3Region": "us-east-1", "s3PathStyle": True},
-            "auth": {"usersSecret": {"name": "sqe-users"}},
-            "existingSecret": "sqe-lakehouse",
-        },
-    }
-
-
-def _workers(conn) -> list[dict]:
-    return [n for n in fetch_dicts(conn, "SELECT * FROM system.runtime.nodes") if not n["coordinator"]]
-
-
-def test_three_workers_register_and_share_a_tpch_query(kc: Kubectl, node: Node, ns: str, lake: Seaweed, tmp_path):
-    kc.apply(secret_manifest("sqe-lakehouse", ns, {
-        "SQE_CATALOG__CREDENTIAL": f"{KEY}:{SECRET}",
-        "SQE_STORAGE__S3_ACCESS_KEY_ID": KEY,
-        "SQE_STORAGE__S3_SECRET_ACCESS_KEY": SECRET,
-    }))
+def test_three_workers_register_and_share_a_tpch_query(kc: Kubectl, ns: str, lake: Seaweed):
+    kc.apply(lakehouse_secret(ns, KEY, SECRET))
     t0 = time.monotonic()
-    kc.apply(_cluster(ns, lake))
+    kc.apply(distributed_cluster(ns, lake, replicas=WORKERS))
     wait_ready(kc, ns, "analytics", timeout=180)
     print(f"distributed cluster ({WORKERS} workers) Ready {time.monotonic() - t0:.1f}s after apply")
     worker_pods = {p["metadata"]["name"] for p in pods(kc, ns, "worker")}
     assert len(worker_pods) == WORKERS
 
     with PortForward(kc, ns, "svc/analytics-coordinator", 50051) as pf:
-        conn = flight_sql.connect(f"grpc://127.0.0.1:{pf.local[50051]}",
-                                  db_kwargs={"username": "alice", "password": USERS["alice"]})
+        conn = flight_conn(pf.local[50051])
         try:
-            # every worker pod registered under its pod name, active, with the image's version
-            def all_active() -> list[dict] | None:
-                ws = _workers(conn)
-                ok = {w["node_id"] for w in ws if w["state"] == "active" and w["schedulable"]}
-                return ws if ok == worker_pods else None
-
-            workers = wait_for(all_active, 60, f"{WORKERS} active workers in system.runtime.nodes")
+            # every worker pod registered under its pod name and IP, active, with the image's version
+            workers = wait_workers_active(conn, worker_pods)
             assert {w["node_version"] for w in workers} == {VERSION}, workers
             ips = {p["status"]["podIP"] for p in pods(kc, ns, "worker")}
             assert {w["http_uri"].removeprefix("http://").rsplit(":", 1)[0] for w in workers} == ips, workers
