@@ -6,10 +6,17 @@
 #   make images-from-source   every stage, the workspace compiled inside the build
 #   make lint-dockerfiles     hadolint on both Dockerfiles
 
-.PHONY: images images-from-source lint-dockerfiles
+.PHONY: images images-next images-from-source lint-dockerfiles
+
+SQE_VERSION := $(shell awk -F'"' '/^\[workspace.package\]/ { p = 1 } p && /^version/ { print $$2; exit }' Cargo.toml)
 
 images: build ## the engine and operator images from the release binaries (buildah, no daemon) -> target/images/*.tar
 	@TARGET_DIR='$(TARGET_DIR)' SQE_CACHE_DIR='$(CACHE_DIR)' images/build.sh
+
+images-next: build ## the engine image again as upgrade targets: $(SQE_VERSION)-next (stamped version) and $(SQE_VERSION)-next-p2 (and worker protocol + 1) -> target/images/sqe-*.tar
+	@TARGET_DIR='$(TARGET_DIR)' SQE_CACHE_DIR='$(CACHE_DIR)' SQE_STAMP_VERSION='$(SQE_VERSION)-next' images/build.sh --engine-only
+	@TARGET_DIR='$(TARGET_DIR)' SQE_CACHE_DIR='$(CACHE_DIR)' SQE_STAMP_VERSION='$(SQE_VERSION)-next-p2' \
+		SQE_IMAGE_ENV='SQE_TEST_PROTOCOL_VERSION=2' images/build.sh --engine-only
 
 images-from-source: ## the complete multi-stage build of both images (cargo-chef; slow: compiles the workspace)
 	@TARGET_DIR='$(TARGET_DIR)' SQE_CACHE_DIR='$(CACHE_DIR)' images/build.sh --from-source

@@ -4,6 +4,9 @@
               `$SQE_PODS_CLUSTER_DIR` (default target/pods-cluster) plus a real node
               (e2e/node/up.sh: containerd, kubelet, kube-proxy, CoreDNS) with the images of
               `make images` imported; torn down at the end (`SQE_E2E_KEEP_CLUSTER=1` keeps it).
+              The engine image is there three times: `<version>`, `<version>-next` (the same
+              binary stamped with another version) and `<version>-next-p2` (that, with the
+              worker protocol one ahead), from `make images-next`, for upgrades.
 - `operator`  sqe-operator running in the cluster as a pod from its image, installed as a
               user installs it: `kubectl apply --server-side -k config/default`.
 - `ns`        a fresh namespace for the test, with the Secret `sqe-users` (user alice).
@@ -22,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from kube import Kubectl, secret_manifest
-from pods_kit import USERS, Node
+from pods_kit import IMAGE_ARCHIVES, USERS, Node
 from seaweed import Seaweed
 from sqe_harness import REPO_ROOT, hash_password
 
@@ -46,13 +49,13 @@ def _env_file(path: Path) -> dict[str, str]:
 def node() -> Iterator[Node]:
     if os.geteuid() != 0:
         pytest.exit("the real-pod suite needs root (a kubelet and containerd run here)", returncode=2)
-    for image in ("sqe.tar", "sqe-operator.tar"):
+    for image in IMAGE_ARCHIVES:
         if not (IMAGES / image).is_file():
             pytest.exit(f"{IMAGES / image} is missing: run make images", returncode=2)
     work = Path(os.environ.get("SQE_PODS_CLUSTER_DIR", REPO_ROOT / "target" / "pods-cluster")).resolve()
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     env.update(SQE_CLUSTER_DIR=str(work), SQE_FAKE_NODES="0",
-               SQE_NODE_IMAGES=f"{IMAGES / 'sqe.tar'} {IMAGES / 'sqe-operator.tar'}")
+               SQE_NODE_IMAGES=" ".join(str(IMAGES / i) for i in IMAGE_ARCHIVES))
     try:
         _script(REPO_ROOT / "e2e" / "cluster" / "up.sh", env)
         _script(REPO_ROOT / "e2e" / "node" / "up.sh", env)

@@ -8,6 +8,6 @@ E2E_PODS_ARGS ?=
 
 .PHONY: e2e-pods
 
-e2e-pods: images node-binaries k8s-binaries venv ## SQE clusters on a real node: security context, both protocols, restarts (needs root)
+e2e-pods: images images-next node-binaries k8s-binaries venv ## SQE clusters on a real node: security context, both protocols, restarts (needs root)
 	cd e2e/pods && SQE_SERVER_BIN='$(abspath $(BIN))/sqe-server' SQE_CACHE_DIR='$(CACHE_DIR)' \
 		$(VENV)/bin/python -m pytest $(E2E_PODS_ARGS)

@@ -12,6 +12,9 @@ from sqe_harness import fetch_dicts
 
 USERS = {"alice": "alice-pods-pw-1"}
 VERSION = "0.1.0"  # the workspace version the images are built from
+NEXT_VERSION = f"{VERSION}-next"  # `make images-next`: the same binary stamped with another version
+NEXT_PROTOCOL_VERSION = f"{VERSION}-next-p2"  # ... and a worker protocol one ahead (2)
+IMAGE_ARCHIVES = ("sqe.tar", "sqe-operator.tar", f"sqe-{NEXT_VERSION}.tar", f"sqe-{NEXT_PROTOCOL_VERSION}.tar")
 
 @dataclass
 class Node:

@@ -1,6 +1,14 @@
 //! Who is calling: password users (argon2 hashes from config or a users file) and the bearer
 //! tokens a Flight SQL Handshake hands out.
 //!
+//! A bearer token is signed, not remembered: `base64(user, expiry, nonce) . base64(HMAC-SHA256)`.
+//! Every coordinator that holds the same key accepts it, so a client keeps working when a
+//! rolling upgrade moves its connection to a new coordinator pod. The key is derived from the
+//! cluster's internal credential (`worker.internal_token`, which the operator generates and
+//! gives every pod); without one (a single local process) it is random per process. A token
+//! names its session; it lapses at its expiry (`auth.token_ttl_secs`) and when its user is no
+//! longer configured.
+//!
 //! Every call but the Handshake carries `authorization: Bearer <token>` (or, for clients that
 //! never handshake, `Basic`); [`Authenticator::authenticate`] turns it into a [`Principal`].
 //! With `auth.mode = "none"` (allowed only on loopback) every caller is `anonymous`, but a
@@ -9,7 +17,10 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -32,16 +43,17 @@ pub struct Principal {
     pub token: Option<String>,
 }
 
-struct Issued {
-    user: String,
-    expires: Instant,
-}
+type HmacSha256 = Hmac<Sha256>;
+
+/// What the signing key of bearer tokens is derived for (domain separation from the internal
+/// credential it comes from).
+const TOKEN_KEY_CONTEXT: &[u8] = b"sqe.auth.bearer-token.v1";
 
 pub struct Authenticator {
     mode: AuthMode,
     users: HashMap<String, String>,
     token_ttl: Duration,
-    tokens: Mutex<HashMap<String, Issued>>,
+    signing_key: [u8; 32],
     /// Recently verified Basic credentials (keyed by a keyed hash, never the password).
     verified: Mutex<HashMap<u64, Instant>>,
     hasher: std::collections::hash_map::RandomState,
@@ -90,7 +102,7 @@ impl Authenticator {
             mode: config.auth.mode,
             users,
             token_ttl: Duration::from_secs(config.auth.token_ttl_secs),
-            tokens: Mutex::new(HashMap::new()),
+            signing_key: signing_key(config.worker.internal_token.as_ref().map(|t| t.expose())),
             verified: Mutex::new(HashMap::new()),
             hasher: std::collections::hash_map::RandomState::new(),
         })
@@ -125,21 +137,79 @@ impl Authenticator {
     }
 
     fn issue(&self, user: &str) -> String {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let token = URL_SAFE_NO_PAD.encode(bytes);
-        if let Ok(mut tokens) = self.tokens.lock() {
-            let now = Instant::now();
-            tokens.retain(|_, t| t.expires > now);
-            tokens.insert(
-                token.clone(),
-                Issued {
-                    user: user.to_string(),
-                    expires: now + self.token_ttl,
-                },
-            );
+        let mut nonce = [0u8; 16];
+        rand::rng().fill_bytes(&mut nonce);
+        let expires = unix_now().saturating_add(self.token_ttl.as_secs());
+        let payload = format!("{user}\n{expires}\n{}", URL_SAFE_NO_PAD.encode(nonce));
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // HMAC takes a key of any length: new_from_slice cannot fail
+        HmacSha256::new_from_slice(&self.signing_key).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// The user a bearer token was issued to, if it is ours, unexpired, and its user still
+    /// exists.
+    fn token_user(&self, token: &str) -> Option<String> {
+        let (payload, tag) = token.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let mut mac = self.mac();
+        mac.update(&payload);
+        mac.verify_slice(&tag).ok()?;
+        let payload = String::from_utf8(payload).ok()?;
+        let mut parts = payload.split('\n');
+        let user = parts.next()?;
+        let expires: u64 = parts.next()?.parse().ok()?;
+        if expires <= unix_now() {
+            return None;
         }
-        token
+        let known = self.mode == AuthMode::None || self.users.contains_key(user);
+        known.then(|| user.to_string())
+    }
+
+    /// A handle that carries `data` for `user`, signed with the token key: any coordinator of
+    /// the cluster can open it again (a prepared statement whose connection moved to another
+    /// coordinator during a rolling upgrade still executes). A random nonce keeps two handles
+    /// of the same data apart.
+    pub fn seal(&self, user: &str, data: &[u8]) -> Vec<u8> {
+        let mut body = [0u8; 16].to_vec();
+        rand::rng().fill_bytes(&mut body);
+        body.extend_from_slice(data);
+        let mut mac = self.mac();
+        mac.update(b"sealed\n");
+        mac.update(user.as_bytes());
+        mac.update(b"\n");
+        mac.update(&body);
+        format!(
+            "sqe1.{}.{}",
+            URL_SAFE_NO_PAD.encode(&body),
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+        .into_bytes()
+    }
+
+    /// The data of a handle from [`Authenticator::seal`], if it was sealed for `user` with this
+    /// cluster's key.
+    pub fn unseal(&self, user: &str, handle: &[u8]) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(handle).ok()?.strip_prefix("sqe1.")?;
+        let (body, tag) = text.split_once('.')?;
+        let body = URL_SAFE_NO_PAD.decode(body).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let mut mac = self.mac();
+        mac.update(b"sealed\n");
+        mac.update(user.as_bytes());
+        mac.update(b"\n");
+        mac.update(&body);
+        mac.verify_slice(&tag).ok()?;
+        body.get(16..).map(<[u8]>::to_vec)
     }
 
     /// Authenticates a call from its `authorization` header value, if any.
@@ -147,12 +217,7 @@ impl Authenticator {
         match authorization.map(str::trim) {
             Some(h) if starts_with_ignore_case(h, "bearer ") => {
                 let token = h[7..].trim();
-                let user = self.tokens.lock().ok().and_then(|t| {
-                    t.get(token)
-                        .filter(|i| i.expires > Instant::now())
-                        .map(|i| i.user.clone())
-                });
-                match user {
+                match self.token_user(token) {
                     Some(user) => Ok(Principal {
                         user,
                         token: Some(token.to_string()),
@@ -195,6 +260,31 @@ impl Authenticator {
         }
         Ok(())
     }
+}
+
+/// The key bearer tokens are signed with: derived from the cluster's internal credential, so
+/// every coordinator of a cluster shares it; random for a process without one.
+fn signing_key(internal_token: Option<&str>) -> [u8; 32] {
+    match internal_token {
+        Some(secret) => {
+            let mut mac =
+                HmacSha256::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
+            mac.update(TOKEN_KEY_CONTEXT);
+            mac.finalize().into_bytes().into()
+        }
+        None => {
+            let mut key = [0u8; 32];
+            rand::rng().fill_bytes(&mut key);
+            key
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
@@ -275,5 +365,98 @@ mod tests {
         assert_eq!(a.authenticate(Some(&unpadded)).unwrap().user, "ann");
         let wrong = format!("Basic {}", STANDARD.encode("ann:nope"));
         assert!(a.authenticate(Some(&wrong)).is_err());
+    }
+
+    fn cluster_auth(users: &[&str], internal_token: Option<&str>, ttl_secs: u64) -> Authenticator {
+        let mut c = SqeConfig::default();
+        c.auth.mode = AuthMode::Password;
+        c.auth.token_ttl_secs = ttl_secs;
+        c.auth.users = users
+            .iter()
+            .map(|u| UserEntry {
+                name: (*u).into(),
+                password_hash: hash_password("pw").unwrap(),
+            })
+            .collect();
+        c.worker.internal_token = internal_token.map(sqe_config::Secret::new);
+        Authenticator::from_config(&c).unwrap()
+    }
+
+    #[test]
+    fn tokens_are_accepted_by_every_coordinator_of_the_cluster_and_no_other() {
+        let old = cluster_auth(&["ann"], Some("cluster-secret"), 3600);
+        let token = old.login("ann", "pw").unwrap();
+        let bearer = format!("Bearer {token}");
+        // a new coordinator pod of the same cluster (same internal credential)
+        let new = cluster_auth(&["ann"], Some("cluster-secret"), 3600);
+        assert_eq!(new.authenticate(Some(&bearer)).unwrap().user, "ann");
+        assert_eq!(
+            new.authenticate(Some(&bearer)).unwrap().token.as_deref(),
+            Some(token.as_str())
+        );
+        // two logins are two sessions
+        assert_ne!(old.login("ann", "pw").unwrap(), token);
+
+        let cases: Vec<(&str, Authenticator, String)> = vec![
+            (
+                "another cluster",
+                cluster_auth(&["ann"], Some("other-secret"), 3600),
+                bearer.clone(),
+            ),
+            (
+                "a process without a credential",
+                cluster_auth(&["ann"], None, 3600),
+                bearer.clone(),
+            ),
+            (
+                "a user no longer configured",
+                cluster_auth(&["bob"], Some("cluster-secret"), 3600),
+                bearer.clone(),
+            ),
+            (
+                "a tampered payload",
+                cluster_auth(&["ann", "bob"], Some("cluster-secret"), 3600),
+                {
+                    let (payload, tag) = token.split_once('.').unwrap();
+                    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+                    let forged = URL_SAFE_NO_PAD.encode(text.replacen("ann", "bob", 1));
+                    assert_ne!(forged, payload);
+                    format!("Bearer {forged}.{tag}")
+                },
+            ),
+            (
+                "an expired token",
+                cluster_auth(&["ann"], Some("cluster-secret"), 3600),
+                {
+                    let short = cluster_auth(&["ann"], Some("cluster-secret"), 0);
+                    format!("Bearer {}", short.login("ann", "pw").unwrap())
+                },
+            ),
+            (
+                "garbage",
+                cluster_auth(&["ann"], Some("cluster-secret"), 3600),
+                "Bearer a.b.c".into(),
+            ),
+        ];
+        // sealed handles: opened by any coordinator of the cluster, for their user only
+        let handle = old.seal("ann", b"SELECT 1");
+        assert_ne!(handle, old.seal("ann", b"SELECT 1"));
+        assert_eq!(
+            new.unseal("ann", &handle).as_deref(),
+            Some(&b"SELECT 1"[..])
+        );
+        assert_eq!(new.unseal("bob", &handle), None);
+        assert_eq!(
+            cluster_auth(&["ann"], Some("other-secret"), 3600).unseal("ann", &handle),
+            None
+        );
+        assert_eq!(new.unseal("ann", b"8c1e0d6e-uuid"), None);
+
+        for (what, auth, header) in cases {
+            assert!(
+                matches!(auth.authenticate(Some(&header)), Err(e) if e.kind() == ErrorKind::Unauthenticated),
+                "{what}: accepted"
+            );
+        }
     }
 }

@@ -177,7 +177,7 @@ impl Engine {
         let node = NodeInfo {
             node_id: node_id.clone(),
             http_uri: format!("http://{}", c.trino_http_addr),
-            version: crate::VERSION.to_string(),
+            version: crate::version().to_string(),
             coordinator: true,
         };
         catalogs.register_catalog(

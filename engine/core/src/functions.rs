@@ -24,7 +24,7 @@ use datafusion::prelude::SessionContext;
 pub fn register(ctx: &SessionContext, user: &str) {
     ctx.register_udf(ScalarUDF::new_from_impl(StringConstant::new(
         "version",
-        crate::VERSION,
+        crate::version(),
     )));
     ctx.register_udf(ScalarUDF::new_from_impl(StringConstant::new(
         "current_user",

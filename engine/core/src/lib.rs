@@ -41,5 +41,6 @@ pub mod tasks;
 pub mod tpch;
 pub mod write;
 
-/// The version every protocol reports (Flight SQL server version, Trino `nodeVersion`).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod version;
+
+pub use version::version;

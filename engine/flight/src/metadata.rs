@@ -101,7 +101,7 @@ const DATETIME_FUNCTIONS: &[&str] = &[
 pub fn sql_info() -> Result<SqlInfoData> {
     let mut b = SqlInfoDataBuilder::new();
     b.append(SqlInfo::FlightSqlServerName, SERVER_NAME);
-    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerVersion, sqe_core::version());
     b.append(SqlInfo::FlightSqlServerArrowVersion, "58");
     b.append(SqlInfo::FlightSqlServerReadOnly, false);
     b.append(SqlInfo::FlightSqlServerSql, true);

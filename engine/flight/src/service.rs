@@ -363,25 +363,59 @@ impl SqeFlightService {
         Ok(rows)
     }
 
-    fn prepared_params(
+    /// The SQL, parameter schema and bound rows of a prepared statement. A handle this
+    /// coordinator does not hold (it was created on another coordinator of the cluster, e.g.
+    /// before a rolling upgrade moved the connection) is opened from its signed contents and
+    /// described again; rows bound on the other coordinator are not carried over.
+    async fn prepared_params(
         &self,
         handle: &Bytes,
-        user: &str,
+        session: &Session,
     ) -> std::result::Result<(String, SchemaRef, Vec<Vec<ScalarValue>>), Status> {
-        let prepared = lock(&self.prepared);
-        let p = prepared
+        if let Some(p) = lock(&self.prepared)
             .get(handle)
-            .filter(|p| p.owner == user)
+            .filter(|p| p.owner == session.user)
+        {
+            return Ok((
+                p.sql.clone(),
+                Arc::clone(&p.parameter_schema),
+                p.params.clone(),
+            ));
+        }
+        let sql = self
+            .auth
+            .unseal(&session.user, handle)
+            .and_then(|sql| String::from_utf8(sql).ok())
             .ok_or_else(|| {
                 Status::not_found(
-                    "unknown prepared statement handle (closed, or created on another coordinator)",
+                    "unknown prepared statement handle (closed, or not issued by this cluster)",
                 )
             })?;
-        Ok((
-            p.sql.clone(),
-            Arc::clone(&p.parameter_schema),
-            p.params.clone(),
-        ))
+        let (_, parameters) = self.describe(session, &sql).await?;
+        lock(&self.prepared).insert(
+            handle.clone(),
+            PreparedStatement {
+                owner: session.user.clone(),
+                sql: sql.clone(),
+                parameter_schema: Arc::clone(&parameters),
+                params: vec![],
+            },
+        );
+        Ok((sql, parameters, vec![]))
+    }
+
+    async fn describe(
+        &self,
+        session: &Session,
+        sql: &str,
+    ) -> std::result::Result<(SchemaRef, SchemaRef), Status> {
+        let engine = Arc::clone(&self.engine);
+        let sqe = Arc::clone(&session.sqe);
+        let sql = sql.to_string();
+        self.engine
+            .on_query_runtime(async move { engine.describe(&sqe, &sql).await })
+            .await
+            .map_err(status)
     }
 
     fn cancel_handle(&self, id: &str, user: &str) -> CancelStatus {
@@ -602,8 +636,9 @@ impl FlightSqlService for SqeFlightService {
         request: Request<FlightDescriptor>,
     ) -> std::result::Result<Response<FlightInfo>, Status> {
         let session = self.session(&request)?;
-        let (sql, schema, rows) =
-            self.prepared_params(&cmd.prepared_statement_handle, &session.user)?;
+        let (sql, schema, rows) = self
+            .prepared_params(&cmd.prepared_statement_handle, &session)
+            .await?;
         let params = match rows.as_slice() {
             [] => None,
             [row] => Some(Self::param_values(&schema, row).map_err(status)?),
@@ -1006,6 +1041,9 @@ impl FlightSqlService for SqeFlightService {
     ) -> std::result::Result<DoPutPreparedStatementResult, Status> {
         let session = self.session(&request)?;
         let rows = Self::read_param_rows(request.into_inner()).await?;
+        // held here, or reopened from the handle
+        self.prepared_params(&cmd.prepared_statement_handle, &session)
+            .await?;
         let mut prepared = lock(&self.prepared);
         let p = prepared
             .get_mut(&cmd.prepared_statement_handle)
@@ -1023,8 +1061,9 @@ impl FlightSqlService for SqeFlightService {
         request: Request<PeekableFlightDataStream>,
     ) -> std::result::Result<i64, Status> {
         let session = self.session(&request)?;
-        let (sql, schema, bound) =
-            self.prepared_params(&cmd.prepared_statement_handle, &session.user)?;
+        let (sql, schema, bound) = self
+            .prepared_params(&cmd.prepared_statement_handle, &session)
+            .await?;
         let sent = Self::read_param_rows(request.into_inner()).await?;
         let rows = if sent.is_empty() { bound } else { sent };
         if rows.is_empty() {
@@ -1044,15 +1083,8 @@ impl FlightSqlService for SqeFlightService {
         request: Request<Action>,
     ) -> std::result::Result<ActionCreatePreparedStatementResult, Status> {
         let session = self.session(&request)?;
-        let engine = Arc::clone(&self.engine);
-        let sqe = Arc::clone(&session.sqe);
-        let sql = query.query.clone();
-        let (dataset, parameters) = self
-            .engine
-            .on_query_runtime(async move { engine.describe(&sqe, &sql).await })
-            .await
-            .map_err(status)?;
-        let handle = Bytes::from(uuid::Uuid::new_v4().to_string());
+        let (dataset, parameters) = self.describe(&session, &query.query).await?;
+        let handle = Bytes::from(self.auth.seal(&session.user, query.query.as_bytes()));
         lock(&self.prepared).insert(
             handle.clone(),
             PreparedStatement {

@@ -145,11 +145,11 @@ pub async fn run(coordinator: Coordinator) -> Result<()> {
         catalog = %config.catalog.name,
         auth = ?config.auth.mode,
         mode = ?config.coordinator.mode,
-        "SQE {} is serving", env!("CARGO_PKG_VERSION")
+        "SQE {} is serving", sqe_core::version()
     );
     println!(
         "SQE {} is ready. Connect with:\n  sqe-cli --host {} --port {}{}\n  (ADBC / Flight SQL JDBC: grpc://{flight_addr})\n  (Trino clients: http://{trino_addr}, e.g. trino --server http://{trino_addr} --catalog {})",
-        env!("CARGO_PKG_VERSION"),
+        sqe_core::version(),
         flight_addr.ip(),
         flight_addr.port(),
         if config.auth.mode == sqe_config::AuthMode::None {

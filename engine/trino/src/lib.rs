@@ -403,7 +403,7 @@ fn uptime(d: Duration) -> String {
 
 async fn info(State(service): State<Arc<TrinoService>>) -> Response {
     let body = json!({
-        "nodeVersion": {"version": sqe_core::VERSION},
+        "nodeVersion": {"version": sqe_core::version()},
         "environment": "sqe",
         "coordinator": true,
         "starting": false,

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "sqe-worker",
-    version,
+    version = sqe_core::version(),
     about = "SQE worker: runs query stages for a coordinator in distributed mode"
 )]
 struct Args {

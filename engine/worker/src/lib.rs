@@ -69,7 +69,7 @@ impl WorkerState {
         Heartbeat {
             node_id: self.node_id.clone(),
             url: self.url.clone(),
-            version: sqe_core::VERSION.to_string(),
+            version: sqe_core::version().to_string(),
             protocol: self.protocol,
             oldest_protocol: oldest_accepted(self.protocol),
             draining: self.draining.load(Ordering::Relaxed),
@@ -184,7 +184,7 @@ pub async fn serve(
         .map_err(|e| StartError(format!("worker.internal_token: {e}")))?;
     let worker = Worker::from_session_builder(sessions)
         .with_runtime_env(runtime_env)
-        .with_version(sqe_core::VERSION);
+        .with_version(sqe_core::version());
     let (stop_tx, stop_rx) = watch::channel(false);
     let wait_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -220,7 +220,7 @@ pub async fn serve(
         protocol,
         memory_limit_mb = w.memory_limit_mb,
         max_tasks = w.max_tasks,
-        "SQE worker {} is serving", sqe_core::VERSION
+        "SQE worker {} is serving", sqe_core::version()
     );
 
     shutdown.await;

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "sqe-server",
-    version,
+    version = sqe_core::version(),
     about = "SQE: SQL on Apache Iceberg over Arrow Flight SQL"
 )]
 struct Args {
