@@ -14,8 +14,8 @@
 # Default: only the Dockerfiles' last stage runs. The binaries `make build` made are staged by
 # images/rootfs.sh into target/images/<image>/rootfs and handed to buildah as the named build
 # context `dist`, which replaces the Dockerfile stage of that name: the workspace is not
-# compiled a second time. --from-source runs every stage (cargo-chef, the workspace build) on a
-# stand-in for the Rust base image (images/builder-base.sh), since no registry is reachable here.
+# compiled a second time. --from-source runs every stage (cargo-chef, the workspace build) on the
+# Rust base image SQE_RUST_IMAGE (a localhost/ image: nothing is pulled from a registry).
 #
 # Environment: SQE_CACHE_DIR, TARGET_DIR (where `make build` put the binaries; default target),
 # IMAGE_TAG (default the workspace
@@ -63,7 +63,13 @@ build() { # <name> <dockerfile> <rootfs args...>
         if [[ -n $stamp ]]; then images/stamp-version.sh "$out/$name/rootfs/usr/local/bin/sqe-server" "$stamp"; fi
         context=(--build-context "dist=$out/$name")
     else
-        context=(--build-arg "RUST_IMAGE=$(images/builder-base.sh)" --layers)
+        # No registry is reachable here, and nothing may be pulled from one: the Rust base
+        # image must already be in buildah's storage under a localhost/ name.
+        [[ ${SQE_RUST_IMAGE:-} == localhost/* ]] || {
+            log "--from-source needs SQE_RUST_IMAGE=localhost/<a Rust 1.95 image in $store> (no stand-in builder base is made yet; docs/images.md)"
+            exit 2
+        }
+        context=(--build-arg "RUST_IMAGE=$SQE_RUST_IMAGE" --layers)
     fi
     local envs=()
     for kv in ${SQE_IMAGE_ENV:-}; do envs+=(--env "$kv"); done
