@@ -89,25 +89,14 @@ on_exit() {
 trap on_exit EXIT
 
 # --- ports --------------------------------------------------------------------------------------
-free_ports() { # <n>: n distinct free TCP ports on 127.0.0.1 (all bound at once, then released)
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
 read -r etcd_port etcd_peer_port api_port kcm_port sched_port kwok_port < <(free_ports 6)
 api_port=${SQE_APISERVER_PORT:-$api_port}
 
 # --- PKI ----------------------------------------------------------------------------------------
 pki=$dir/pki
 days=3650
-# mkca, mkcert
-source "$here/pki.sh"
+# mkca, mkcert, mkkubeconfig, free_ports
+source "$here/common.sh"
 if [[ ! -f $pki/client-ca.crt || ! -f $pki/sa.pub || ! -f $pki/kwok.crt || ! -f $pki/front-proxy-client.crt || ! -f $pki/apiserver-kubelet-client.crt ]]; then
     log "creating CAs and certificates in $pki"
     rm -f "$pki"/*

@@ -53,8 +53,9 @@ chmod 700 "$node/pki"
 pki=$dir/pki
 days=3650
 server=$SQE_APISERVER_URL
-# shellcheck source=../cluster/pki.sh
-source "$repo/e2e/cluster/pki.sh"
+# mkcert, mkkubeconfig, free_ports
+# shellcheck source=../cluster/common.sh
+source "$repo/e2e/cluster/common.sh"
 
 started=0
 on_exit() {
@@ -110,17 +111,6 @@ mkkubeconfig "$node/pki/kube-proxy.kubeconfig" kube-proxy
 mkkubeconfig "$node/pki/coredns.kubeconfig" coredns
 kc=(kubectl --kubeconfig "$KUBECONFIG")
 
-free_ports() { # <n>
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
 read -r kubelet_port kubelet_healthz proxy_healthz proxy_metrics stream_port < <(free_ports 5)
 api_port=${SQE_APISERVER_URL##*:}
 
@@ -151,24 +141,27 @@ t0=$SECONDS
 # It listens on 127.0.0.1 only; pods reach the `kubernetes` Service (10.0.0.1:443), whose
 # endpoint is this forwarder on the bridge address.
 start apiserver-forward socat "TCP-LISTEN:$api_port,bind=$node_ip,fork,reuseaddr" "TCP:127.0.0.1:$api_port"
-"${kc[@]}" apply -f - >/dev/null <<EOF
+# endpoint_slice <name> <namespace> <service> <port lines>: the Service's endpoint is this host
+endpoint_slice() {
+    cat <<EOF
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata:
-  name: kubernetes-sqe-node
-  namespace: default
+  name: $1
+  namespace: $2
   labels:
-    kubernetes.io/service-name: kubernetes
+    kubernetes.io/service-name: $3
     endpointslice.kubernetes.io/managed-by: sqe-e2e-node
 addressType: IPv4
 endpoints:
 - addresses: ["$node_ip"]
   conditions: {ready: true}
 ports:
-- name: https
-  port: $api_port
-  protocol: TCP
+$4
 EOF
+}
+endpoint_slice kubernetes-sqe-node default kubernetes "- {name: https, port: $api_port, protocol: TCP}" |
+    "${kc[@]}" apply -f - >/dev/null
 
 # --- containerd -----------------------------------------------------------------------------
 cat >"$node/containerd/config.toml" <<EOF
@@ -352,23 +345,9 @@ spec:
   ports:
   - {name: dns, port: 53, protocol: UDP, targetPort: 53}
   - {name: dns-tcp, port: 53, protocol: TCP, targetPort: 53}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: kube-dns-sqe-node
-  namespace: kube-system
-  labels:
-    kubernetes.io/service-name: kube-dns
-    endpointslice.kubernetes.io/managed-by: sqe-e2e-node
-addressType: IPv4
-endpoints:
-- addresses: ["$node_ip"]
-  conditions: {ready: true}
-ports:
-- {name: dns, port: 53, protocol: UDP}
-- {name: dns-tcp, port: 53, protocol: TCP}
 EOF
+endpoint_slice kube-dns-sqe-node kube-system kube-dns "- {name: dns, port: 53, protocol: UDP}
+- {name: dns-tcp, port: 53, protocol: TCP}" | "${kc[@]}" apply -f - >/dev/null
 cat >"$node/Corefile" <<EOF
 cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {
     bind $node_ip

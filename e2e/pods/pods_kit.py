@@ -50,6 +50,15 @@ def pods(kc: Kubectl, ns: str, component: str) -> list[dict]:
     return kc.list("pods", ns, selector=f"app.kubernetes.io/component={component}")
 
 
+def ready_workers(kc: Kubectl, ns: str) -> set[str]:
+    """The names of the worker pods that are not being deleted and whose containers are ready."""
+    return {
+        p["metadata"]["name"] for p in pods(kc, ns, "worker")
+        if not p["metadata"].get("deletionTimestamp")
+        and all(s.get("ready") for s in (p.get("status") or {}).get("containerStatuses") or [{}])
+    }
+
+
 def service_ip(kc: Kubectl, ns: str, name: str) -> str:
     svc = kc.get("service", name, ns)
     assert svc is not None, f"no Service {ns}/{name}"

@@ -6,21 +6,13 @@ from __future__ import annotations
 
 from distributed_kit import LONG_TABLE_ROWS_PER_FILE, MultiFileTable, SlowAggregate
 from kube import Kubectl, wait_for
-from pods_kit import PortForward, distributed_cluster, flight_conn, lakehouse_secret, pods, wait_ready, wait_workers_active
+from pods_kit import PortForward, distributed_cluster, flight_conn, lakehouse_secret, ready_workers, wait_ready, wait_workers_active
 from seaweed import KEY, SECRET, Seaweed
 from sqe_harness import Background, query_id, query_tasks, rows, unique
 
 
-def _ready_worker_pods(kc: Kubectl, ns: str) -> set[str]:
-    return {
-        p["metadata"]["name"] for p in pods(kc, ns, "worker")
-        if not p["metadata"].get("deletionTimestamp")
-        and all(s.get("ready") for s in (p.get("status") or {}).get("containerStatuses") or [{}])
-    }
-
-
 def _three_ready(kc: Kubectl, ns: str, without: str | None = None) -> set[str] | None:
-    ready = _ready_worker_pods(kc, ns)
+    ready = ready_workers(kc, ns)
     return ready if len(ready) == 3 and without not in ready else None
 
 

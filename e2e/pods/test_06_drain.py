@@ -9,14 +9,9 @@ import subprocess
 
 from distributed_kit import LONG_TABLE_ROWS_PER_FILE, MultiFileTable, SlowAggregate
 from kube import Kubectl, wait_for
-from pods_kit import Node, PortForward, distributed_cluster, flight_conn, lakehouse_secret, pods, wait_ready, wait_workers_active
+from pods_kit import Node, PortForward, distributed_cluster, flight_conn, lakehouse_secret, pods, ready_workers, wait_ready, wait_workers_active
 from seaweed import KEY, SECRET, Seaweed
 from sqe_harness import Background, query_id, query_tasks, rows, unique
-
-
-def _running_workers(kc: Kubectl, ns: str) -> set[str]:
-    return {p["metadata"]["name"] for p in pods(kc, ns, "worker")
-            if not p["metadata"].get("deletionTimestamp") and (p.get("status") or {}).get("phase") == "Running"}
 
 
 def test_drain_evicts_one_worker_never_the_last_and_it_finishes_its_task(kc: Kubectl, node: Node, ns: str, lake: Seaweed):
@@ -24,7 +19,7 @@ def test_drain_evicts_one_worker_never_the_last_and_it_finishes_its_task(kc: Kub
     kc.apply(distributed_cluster(ns, lake, replicas=2))
     wait_ready(kc, ns, "analytics", timeout=180)
     assert kc.get("poddisruptionbudget", "analytics-workers", ns) is not None, "no PDB for the workers"
-    before = wait_for(lambda: (w := _running_workers(kc, ns)) and len(w) == 2 and w, 60, "2 running workers")
+    before = wait_for(lambda: (w := ready_workers(kc, ns)) and len(w) == 2 and w, 60, "2 ready workers")
     name = node.env["SQE_NODE_NAME"]
 
     # the coordinator keeps its Service endpoint: connect to its pod, which the drain leaves alone
@@ -59,7 +54,7 @@ def test_drain_evicts_one_worker_never_the_last_and_it_finishes_its_task(kc: Kub
                 assert len(evicted) == 1 and evicted <= before, out
                 [gone] = evicted
                 [last] = before - evicted
-                assert last in _running_workers(kc, ns), "the last worker was evicted"
+                assert last in ready_workers(kc, ns), "the last worker was evicted"
 
                 job.join(180)
                 assert job.error is None, f"the query failed while {gone} was evicted: {job.error}"
@@ -69,7 +64,7 @@ def test_drain_evicts_one_worker_never_the_last_and_it_finishes_its_task(kc: Kub
             finally:
                 kc.run("uncordon", name)
             # the evicted worker's replacement schedules again and registers
-            after = wait_for(lambda: (w := _running_workers(kc, ns)) and len(w) == 2 and w, 90, "2 running workers again")
+            after = wait_for(lambda: (w := ready_workers(kc, ns)) and len(w) == 2 and w, 90, "2 ready workers again")
             wait_workers_active(watcher, after, timeout=60)
         finally:
             conn.close()

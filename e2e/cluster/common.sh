@@ -1,5 +1,5 @@
-# Certificate helpers, sourced by up.sh and ../node/up.sh. They write into $pki and sign for
-# $days days; kubeconfigs point at $server.
+# Helpers sourced by up.sh and ../node/up.sh: certificates (written into $pki, signed for $days
+# days), kubeconfigs (pointing at $server) and free ports.
 
 mkca() { # <name> <CN>
     openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days $days -subj "/CN=$2" \
@@ -30,4 +30,15 @@ mkkubeconfig() { # <file> <client cert name>
     kubectl config --kubeconfig "$f" set-context sqe-e2e --cluster sqe-e2e --user "$2" >/dev/null
     kubectl config --kubeconfig "$f" use-context sqe-e2e >/dev/null
     chmod 600 "$f"
+}
+free_ports() { # <n>: n distinct free TCP ports on 127.0.0.1 (all bound at once, then released)
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
 }
