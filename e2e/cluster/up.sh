@@ -37,6 +37,8 @@ nodes=${SQE_FAKE_NODES:-3}
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 log() { echo "up.sh: $*" >&2; }
+# mkca, mkcert, mkkubeconfig, free_ports
+source "$here/common.sh"
 die() { log "$*"; exit 1; }
 
 for c in openssl curl kubectl; do
@@ -95,8 +97,6 @@ api_port=${SQE_APISERVER_PORT:-$api_port}
 # --- PKI ----------------------------------------------------------------------------------------
 pki=$dir/pki
 days=3650
-# mkca, mkcert, mkkubeconfig, free_ports
-source "$here/common.sh"
 if [[ ! -f $pki/client-ca.crt || ! -f $pki/sa.pub || ! -f $pki/kwok.crt || ! -f $pki/front-proxy-client.crt || ! -f $pki/apiserver-kubelet-client.crt ]]; then
     log "creating CAs and certificates in $pki"
     rm -f "$pki"/*
