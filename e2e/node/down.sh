@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tears down the real node of ./up.sh and leaves the machine as it was: the pods' containers
-# and shims, the kubelet, kube-proxy (and its rules: kube-proxy --cleanup), CoreDNS,
+# and shims, the kubelet, kube-proxy (and its rules: kube-proxy --cleanup), kube-router (its
+# rules and ipsets), CoreDNS,
 # containerd, the forwarder; the KUBE-*, CNI-* and SQE-NODE-* iptables chains; the mounts
 # under the node directory and the network namespaces of its pods; the kubepods cgroups; the
 # bridge; the sysctls and the hard-coded directories recorded by up.sh. Logs are kept in
@@ -57,6 +58,12 @@ if [[ -f $node/kube-proxy.yaml ]]; then
     [[ -x $bin/kube-proxy ]] && "$bin/kube-proxy" --cleanup --config="$node/kube-proxy.yaml" >>"$node/logs/kube-proxy-cleanup.log" 2>&1
 fi
 
+if [[ -f $node/pids/kube-router.pid ]]; then
+    stop kube-router
+    rbin=$("$here/build-kube-router.sh" 2>/dev/null | tail -1)
+    [[ -x $rbin/kube-router ]] && "$rbin/kube-router" --cleanup-config >>"$node/logs/kube-router-cleanup.log" 2>&1
+fi
+
 # 2. iptables: our chains, and what the kubelet, kube-proxy and the CNI plugins left
 if command -v iptables >/dev/null; then
     for ipt in iptables ip6tables; do
@@ -73,6 +80,11 @@ if command -v iptables >/dev/null; then
             for c in $chains; do "$ipt" -t "$table" -X "$c" 2>/dev/null; done
         done
     done
+fi
+
+# ... and the ipsets kube-router made for the policies' peers (once no rule refers to them)
+if command -v ipset >/dev/null; then
+    for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-)'); do ipset destroy "$set" 2>/dev/null; done
 fi
 
 # 3. mounts under the node directory (overlay snapshots, shm, kubelet volumes), deepest first

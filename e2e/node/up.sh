@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Adds a real node to the local control plane (../cluster/up.sh must be up): containerd + runc,
-# the bridge CNI, a kubelet, kube-proxy (iptables) and CoreDNS, all as host processes with
+# the bridge CNI, a kubelet, kube-proxy (iptables), kube-router (NetworkPolicies) and CoreDNS, all as host processes with
 # their own directories under $SQE_CLUSTER_DIR/node. Pods really run: the images of
 # `make images` are imported into its containerd (imagePullPolicy: Never or IfNotPresent).
 #
@@ -42,6 +42,7 @@ source "$dir/cluster.env"
 
 tools=$("$repo/e2e/cluster/debs.sh" | tail -1)
 nodebin=$("$here/build.sh" | tail -1)
+routerbin=$("$here/build-kube-router.sh" | tail -1)
 export PATH=$tools/bin:$PATH
 cni_bin=$tools/root/usr/lib/cni
 for t in containerd containerd-shim-runc-v2 ctr runc iptables ipset conntrack socat; do
@@ -106,12 +107,14 @@ if [[ ! -f $pki/node-$name.crt ]]; then
     mkcert kube-proxy client-ca "/CN=system:kube-proxy" clientAuth
     mkcert coredns client-ca "/CN=system:sqe-coredns" clientAuth
 fi
+[[ -f $pki/kube-router.crt ]] || mkcert kube-router client-ca "/CN=system:sqe-kube-router" clientAuth
 mkkubeconfig "$node/pki/kubelet.kubeconfig" "node-$name"
 mkkubeconfig "$node/pki/kube-proxy.kubeconfig" kube-proxy
 mkkubeconfig "$node/pki/coredns.kubeconfig" coredns
+mkkubeconfig "$node/pki/kube-router.kubeconfig" kube-router
 kc=(kubectl --kubeconfig "$KUBECONFIG")
 
-read -r kubelet_port kubelet_healthz proxy_healthz proxy_metrics stream_port < <(free_ports 5)
+read -r kubelet_port kubelet_healthz proxy_healthz proxy_metrics stream_port router_health < <(free_ports 6)
 api_port=${SQE_APISERVER_URL##*:}
 
 start() { # <name> <binary> [args...]: in its own session, pid to pids/, output to logs/
@@ -316,6 +319,41 @@ EOF
 start kube-proxy "$nodebin/kube-proxy" --config="$node/kube-proxy.yaml"
 proxy_ready() { curl -sf "http://127.0.0.1:$proxy_healthz/healthz"; }
 wait_for kube-proxy "kube-proxy synced" proxy_ready
+
+# --- NetworkPolicies, enforced: kube-router with only its firewall ---------------------------
+# It filters the pods' traffic in the FORWARD, INPUT and OUTPUT chains with ipsets of the
+# policies' peers; traffic from the node itself (the kubelet's probes) stays allowed.
+"${kc[@]}" apply -f - >/dev/null <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "sqe-e2e:kube-router"}
+rules:
+- apiGroups: [""]
+  resources: [namespaces, pods, services, nodes, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "sqe-e2e:kube-router"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "sqe-e2e:kube-router"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:sqe-kube-router"}
+EOF
+start kube-router "$routerbin/kube-router" \
+    --kubeconfig="$node/pki/kube-router.kubeconfig" \
+    --hostname-override="$name" \
+    --run-firewall=true --run-router=false --run-service-proxy=false \
+    --enable-ipv6=false \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --health-port="$router_health" --metrics-port=0
+router_ready() { curl -sf "http://127.0.0.1:$router_health/healthz"; }
+wait_for kube-router "kube-router enforcing NetworkPolicies" router_ready
 
 # --- CoreDNS: cluster names only, nothing forwarded ------------------------------------------
 "${kc[@]}" apply -f - >/dev/null <<EOF

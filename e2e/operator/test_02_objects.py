@@ -182,13 +182,18 @@ def test_hybrid_sample(kc: Kubectl, ns: str) -> None:
         "flight-sql": 50051, "trino-http": 8080, "metrics": 9090, "health": 9091}
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"},
                                       "limits": {"cpu": "2", "memory": "2Gi"}}
-    assert "env" not in container and "envFrom" not in container
+    # the cluster's credential, which the coordinator signs bearer tokens with: a token outlives
+    # a restart of the coordinator
+    assert container["env"] == [{"name": "SQE_WORKER__INTERNAL_TOKEN", "valueFrom": {"secretKeyRef": {
+        "name": f"{name}-internal", "key": "internal-token", "optional": False}}}]
+    assert "envFrom" not in container
+    internal = check_child(kc.get("secret", f"{name}-internal", ns), obj, None, "internal Secret")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", base64.b64decode(internal["data"]["internal-token"]).decode())
 
-    # Hybrid: no workers, no PDB, no internal Secret, no ServiceMonitor.
+    # Hybrid: no workers, no PDB, no ServiceMonitor.
     assert c.deployment(f"{name}-workers") is None
     assert kc.list("poddisruptionbudgets", ns) == []
-    assert kc.get("secret", f"{name}-internal", ns) is None
-    assert [s["metadata"]["name"] for s in kc.list("secrets", ns)] == ["sqe-users"]
+    assert sorted(s["metadata"]["name"] for s in kc.list("secrets", ns)) == [f"{name}-internal", "sqe-users"]
     pods = c.pods("coordinator")
     assert len(pods) == 1 and pods[0]["status"]["phase"] == "Running"
 

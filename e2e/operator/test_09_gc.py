@@ -69,8 +69,10 @@ def test_sweep_deletes_what_the_spec_no_longer_asks_for(kc: Kubectl, ns: str) ->
     # Switching to hybrid (workers.replicas must then be 0) drops everything of the workers.
     c.patch({"spec": {"mode": "hybrid", "workers": {"replicas": 0}}})
     wait_for(lambda: c.deployment(c.workers) is None, 30, "the worker Deployment swept in hybrid mode")
-    wait_for(lambda: kc.get("service", c.workers, ns) is None and kc.get("secret", f"{c.name}-internal", ns) is None
-             and kc.get("serviceaccount", c.workers, ns) is None, 30, "the workers' objects swept")
+    wait_for(lambda: kc.get("service", c.workers, ns) is None and kc.get("serviceaccount", c.workers, ns) is None,
+             30, "the workers' objects swept")
+    # the cluster's credential stays: the coordinator signs its clients' tokens with it
+    assert kc.get("secret", f"{c.name}-internal", ns) is not None
     obj = c.wait_settled(60, distributed=False)
     assert obj["status"].get("versions", {}).get("workers") is None
 

@@ -140,3 +140,62 @@ def flight_conn(port: int):
     import adbc_driver_flightsql.dbapi as flight_sql
 
     return flight_sql.connect(f"grpc://127.0.0.1:{port}", db_kwargs={"username": "alice", "password": USERS["alice"]})
+
+
+
+UNREACHABLE = "could not connect to SQE at"  # sqe-cli's words when no connection was made
+
+
+def run_cli_pod(kc: Kubectl, ns: str, name: str, image: str, args: list[str],
+                labels: dict[str, str] | None = None, refused: bool = False, timeout: float = 90) -> str:
+    """Runs `sqe-cli <args>` (the engine image's client, logged in as alice) in a pod of its
+    own, as restricted as SQE's, and returns what it printed.
+
+    The pod restarts its container on failure, keeping its address: the node's NetworkPolicy
+    controller admits a new pod's address when it sees the pod, which can be after the pod
+    started (as under any enforcing CNI), so a first connection may be refused. Expected to
+    succeed, the pod is waited for until it has; with `refused`, until its second run (10 s
+    later, the same address) has failed too, whose output is returned."""
+    kc.apply({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "cli", "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": ["sqe-cli", "--user", "alice", *args],
+                "env": [{"name": "SQE_PASSWORD", "value": USERS["alice"]}],
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+            }],
+        },
+    })
+
+    def logs(*extra: str) -> str:
+        out = kc.run("logs", "-n", ns, name, *extra, check=False)
+        return out.stdout + out.stderr
+
+    def ended() -> str | None:
+        status = (kc.get("pod", name, ns) or {}).get("status") or {}
+        if refused:
+            [c] = status.get("containerStatuses") or [{}]
+            backing_off = (c.get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff"
+            return logs("--previous") if c.get("restartCount", 0) >= 1 and backing_off else None
+        if status.get("phase") == "Succeeded":
+            return logs()
+        return None
+
+    try:
+        return wait_for(ended, timeout, f"the client pod {ns}/{name} to {'fail twice' if refused else 'succeed'}")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; it printed:\n{logs()}") from None
+    finally:
+        kc.run("delete", "pod", "-n", ns, name, "--wait=false", check=False)
+
+
+def json_rows(logs: str) -> list[dict]:
+    """The rows sqe-cli --format json printed."""
+    import json
+
+    return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]

@@ -5,14 +5,13 @@ through `kubectl port-forward`), and what lives on its emptyDir is gone after a 
 
 from __future__ import annotations
 
-import json
 import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import trino
 
 from kube import Kubectl, wait_for
-from pods_kit import USERS, Node, PortForward, pods, wait_ready
+from pods_kit import USERS, Node, PortForward, json_rows, pods, run_cli_pod, wait_ready
 from sqe_harness import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "config" / "samples" / "sqecluster-hybrid.yaml"
@@ -88,32 +87,10 @@ def test_both_protocols_through_the_service_from_the_host_and_a_pod(kc: Kubectl,
 
     # from a client pod, by the Service's DNS name: sqe-cli from the same image
     image = kc.get("deployment", f"{name}-coordinator", ns)["spec"]["template"]["spec"]["containers"][0]["image"]
-    client = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "flight-sql-client", "namespace": ns},
-        "spec": {
-            "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "cli", "image": image, "imagePullPolicy": "IfNotPresent",
-                "command": ["sqe-cli", "--host", f"{service}.{ns}.svc.cluster.local", "--user", "alice",
-                            "--format", "json", "-e", "SELECT count(*) AS n FROM tpch.customer"],
-                "env": [{"name": "SQE_PASSWORD", "value": PASSWORD}],
-                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}},
-            }],
-        },
-    }
-    kc.apply(client)
-
-    def finished() -> str | None:
-        phase = ((kc.get("pod", "flight-sql-client", ns) or {}).get("status") or {}).get("phase")
-        return phase if phase in ("Succeeded", "Failed") else None
-
-    phase = wait_for(finished, 60, "the client pod to finish")
-    logs = kc.run("logs", "-n", ns, "flight-sql-client").stdout
-    assert phase == "Succeeded", logs
-    assert [json.loads(line) for line in logs.splitlines() if line.startswith("{")] == [{"n": 1500}], logs
+    logs = run_cli_pod(kc, ns, "flight-sql-client", image, [
+        "--host", f"{service}.{ns}.svc.cluster.local", "--format", "json",
+        "-e", "SELECT count(*) AS n FROM tpch.customer"])
+    assert json_rows(logs) == [{"n": 1500}], logs
 
 
 def test_emptydir_data_is_gone_after_a_restart_and_the_sample_is_back(kc: Kubectl, ns: str):

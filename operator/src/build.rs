@@ -2,7 +2,7 @@
 //! plan always gives byte-identical objects (BTreeMaps everywhere), so GitOps diffs stay empty.
 //!
 //! ```text
-//!   ClusterPlan ─▶ ServiceAccounts, ConfigMap (sqe.toml), internal Secret (distributed)
+//!   ClusterPlan ─▶ ServiceAccounts, ConfigMap (sqe.toml), internal Secret
 //!               ─▶ Services (coordinator ClusterIP, workers headless), PDB, NetworkPolicies,
 //!                  ServiceMonitor (when enabled and its API exists)
 //!               ─▶ Deployments (workers, coordinator) — applied last, gated by `rollout::decide`
@@ -199,8 +199,10 @@ pub fn build(plan: &ClusterPlan, ctx: &BuildContext) -> Desired {
         },
     );
 
-    // The internal credential (distributed mode only).
-    if distributed && let Some(token) = &ctx.internal_token {
+    // The cluster's credential: workers authenticate with it, and every coordinator signs
+    // bearer tokens and prepared statement handles with a key derived from it, so both stay
+    // valid across a restart or an upgrade of the coordinator (in hybrid mode too).
+    if let Some(token) = &ctx.internal_token {
         push(
             &mut children,
             ChildKind::Secret,
@@ -434,7 +436,6 @@ fn deployment(
     facts: &mut TemplateFacts,
 ) -> Deployment {
     let names = &plan.names;
-    let distributed = plan.mode == ClusterMode::Distributed;
     let overrides = &settings.overrides;
 
     let mut pod_labels = overrides.labels.clone().unwrap_or_default();
@@ -476,21 +477,18 @@ fn deployment(
         ),
     };
 
-    let mut env = Vec::new();
-    if distributed {
-        env.push(EnvVar {
-            name: INTERNAL_TOKEN_ENV.into(),
-            value_from: Some(EnvVarSource {
-                secret_key_ref: Some(SecretKeySelector {
-                    name: names.internal_secret(),
-                    key: INTERNAL_TOKEN_KEY.into(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
+    let mut env = vec![EnvVar {
+        name: INTERNAL_TOKEN_ENV.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: names.internal_secret(),
+                key: INTERNAL_TOKEN_KEY.into(),
+                optional: Some(false),
             }),
             ..Default::default()
-        });
-    }
+        }),
+        ..Default::default()
+    }];
     if role == Role::Worker {
         env.extend(worker_address_env());
     }

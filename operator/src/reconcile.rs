@@ -475,7 +475,7 @@ async fn reconcile_cluster(
     }
 
     // build
-    let internal_token = if plan.mode == ClusterMode::Distributed {
+    let internal_token = Some(
         live.get(&(ChildKind::Secret, names.internal_secret()))
             .and_then(|s| s.pointer(&format!("/data/{}", build::INTERNAL_TOKEN_KEY)))
             .and_then(Value::as_str)
@@ -484,10 +484,8 @@ async fn reconcile_cluster(
                 base64::engine::general_purpose::STANDARD.decode(b64).ok()
             })
             .and_then(|bytes| String::from_utf8(bytes).ok())
-            .or_else(|| Some(generate_token()))
-    } else {
-        None
-    };
+            .unwrap_or_else(generate_token),
+    );
     let desired = build::build(
         &plan,
         &BuildContext {
