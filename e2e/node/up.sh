@@ -166,6 +166,25 @@ EOF
 endpoint_slice kubernetes-sqe-node default kubernetes "- {name: https, port: $api_port, protocol: TCP}" |
     "${kc[@]}" apply -f - >/dev/null
 
+# user_role NAME USER RULES: a ClusterRole sqe-e2e:NAME with RULES (YAML list items), bound to the
+# certificate user USER (the node's own components authenticate with client certificates).
+user_role() {
+    cat <<EOF
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "sqe-e2e:$1"}
+rules:
+$3
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "sqe-e2e:$1"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "sqe-e2e:$1"}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "$2"}
+EOF
+}
+
 # --- containerd -----------------------------------------------------------------------------
 cat >"$node/containerd/config.toml" <<EOF
 version = 2
@@ -323,12 +342,7 @@ wait_for kube-proxy "kube-proxy synced" proxy_ready
 # --- NetworkPolicies, enforced: kube-router with only its firewall ---------------------------
 # It filters the pods' traffic in the FORWARD, INPUT and OUTPUT chains with ipsets of the
 # policies' peers; traffic from the node itself (the kubelet's probes) stays allowed.
-"${kc[@]}" apply -f - >/dev/null <<EOF
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: "sqe-e2e:kube-router"}
-rules:
-- apiGroups: [""]
+user_role kube-router system:sqe-kube-router "- apiGroups: [\"\"]
   resources: [namespaces, pods, services, nodes, endpoints]
   verbs: [get, list, watch]
 - apiGroups: [networking.k8s.io]
@@ -336,15 +350,7 @@ rules:
   verbs: [get, list, watch]
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
-  verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "sqe-e2e:kube-router"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "sqe-e2e:kube-router"}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:sqe-kube-router"}
-EOF
+  verbs: [get, list, watch]" | "${kc[@]}" apply -f - >/dev/null
 start kube-router "$routerbin/kube-router" \
     --kubeconfig="$node/pki/kube-router.kubeconfig" \
     --hostname-override="$name" \
@@ -356,25 +362,13 @@ router_ready() { curl -sf "http://127.0.0.1:$router_health/healthz"; }
 wait_for kube-router "kube-router enforcing NetworkPolicies" router_ready
 
 # --- CoreDNS: cluster names only, nothing forwarded ------------------------------------------
-"${kc[@]}" apply -f - >/dev/null <<EOF
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: "sqe-e2e:coredns"}
-rules:
-- apiGroups: [""]
+user_role coredns system:sqe-coredns "- apiGroups: [\"\"]
   resources: [endpoints, services, pods, namespaces]
   verbs: [list, watch]
 - apiGroups: [discovery.k8s.io]
   resources: [endpointslices]
-  verbs: [list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "sqe-e2e:coredns"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "sqe-e2e:coredns"}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:sqe-coredns"}
----
+  verbs: [list, watch]" | "${kc[@]}" apply -f - >/dev/null
+"${kc[@]}" apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Service
 metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
