@@ -155,7 +155,7 @@ def run_cli_pod(kc: Kubectl, ns: str, name: str, image: str, args: list[str],
     controller admits a new pod's address when it sees the pod, which can be after the pod
     started (as under any enforcing CNI), so a first connection may be refused. Expected to
     succeed, the pod is waited for until it has; with `refused`, until its second run (10 s
-    later, the same address) has failed too, whose output is returned."""
+    later, the same address) has failed too, whose output (its termination message) is returned."""
     kc.apply({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
@@ -168,6 +168,9 @@ def run_cli_pod(kc: Kubectl, ns: str, name: str, image: str, args: list[str],
                 "env": [{"name": "SQE_PASSWORD", "value": USERS["alice"]}],
                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]}},
+                # a failed run's output in its status (the kubelet may already have removed the
+                # dead container whose log `kubectl logs --previous` would read)
+                "terminationMessagePolicy": "FallbackToLogsOnError",
             }],
         },
     })
@@ -181,7 +184,8 @@ def run_cli_pod(kc: Kubectl, ns: str, name: str, image: str, args: list[str],
         if refused:
             [c] = status.get("containerStatuses") or [{}]
             backing_off = (c.get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff"
-            return logs("--previous") if c.get("restartCount", 0) >= 1 and backing_off else None
+            last = (c.get("lastState") or {}).get("terminated") or {}
+            return last.get("message", "") if c.get("restartCount", 0) >= 1 and backing_off else None
         if status.get("phase") == "Succeeded":
             return logs()
         return None

@@ -32,7 +32,7 @@ def test_only_allowed_clients_reach_the_coordinator_and_nobody_but_the_cluster_t
         }]}
         kc.apply(cluster)
         wait_ready(kc, ns, "guarded", timeout=180)
-        assert {p["metadata"]["name"] for p in kc.list("networkpolicies", ns)} == {"guarded-coordinator", "guarded-worker"}
+        assert {p["metadata"]["name"] for p in kc.list("networkpolicies", ns)} == {"guarded-coordinator", "guarded-workers"}
         [worker] = pods(kc, ns, "worker")
         worker_name, worker_ip = worker["metadata"]["name"], worker["status"]["podIP"]
 
