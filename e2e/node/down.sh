@@ -17,6 +17,9 @@ log() { echo "node/down.sh: $*" >&2; }
 
 [[ -d $node ]] || { log "no node in $dir; nothing to tear down"; exit 0; }
 [[ -f $node/node.env ]] && source "$node/node.env" && bridge=$SQE_NODE_BRIDGE
+SQE_NODE_BIN= SQE_NODE_ROUTER_BIN=
+# shellcheck disable=SC1091
+[[ -f $node/binaries.env ]] && source "$node/binaries.env"
 tools=$("$repo/e2e/cluster/debs.sh" --print-dir 2>/dev/null | tail -1)
 [[ -d $tools/bin ]] && export PATH=$tools/bin:$PATH
 
@@ -38,7 +41,8 @@ stop() { # <name> [signal]: the process of pids/<name>.pid and wait for it
 #    containerd (found by its socket path) and the processes in the kubepods cgroups
 stop kubelet
 sock=$node/containerd/containerd.sock
-shims() { pgrep -f "containerd-shim-runc-v2 -namespace k8s.io -address $sock" || true; }
+# a shim runs as `containerd-shim-runc-v2 -namespace k8s.io -id <id> -address <sock>`
+shims() { pgrep -f "containerd-shim-runc-v2 .*-address $sock" || true; }
 in_kubepods() {
     local d
     for d in /sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/memory/kubepods /sys/fs/cgroup/unified/kubepods; do
@@ -54,14 +58,12 @@ stop coredns
 stop apiserver-forward
 if [[ -f $node/kube-proxy.yaml ]]; then
     stop kube-proxy
-    bin=$("$here/build.sh" 2>/dev/null | tail -1)
-    [[ -x $bin/kube-proxy ]] && "$bin/kube-proxy" --cleanup --config="$node/kube-proxy.yaml" >>"$node/logs/kube-proxy-cleanup.log" 2>&1
+    [[ -x $SQE_NODE_BIN/kube-proxy ]] && "$SQE_NODE_BIN/kube-proxy" --cleanup --config="$node/kube-proxy.yaml" >>"$node/logs/kube-proxy-cleanup.log" 2>&1
 fi
 
 if [[ -f $node/pids/kube-router.pid ]]; then
     stop kube-router
-    rbin=$("$here/build-kube-router.sh" 2>/dev/null | tail -1)
-    [[ -x $rbin/kube-router ]] && "$rbin/kube-router" --cleanup-config >>"$node/logs/kube-router-cleanup.log" 2>&1
+    [[ -x $SQE_NODE_ROUTER_BIN/kube-router ]] && "$SQE_NODE_ROUTER_BIN/kube-router" --cleanup-config >>"$node/logs/kube-router-cleanup.log" 2>&1
 fi
 
 # 2. iptables: our chains, and what the kubelet, kube-proxy and the CNI plugins left
@@ -121,5 +123,5 @@ fi
 
 # the node's state; logs stay for a post-mortem
 for d in containerd kubelet cni pod-logs pids pki; do rm -rf "${node:?}/$d"; done
-rm -f "$node/node.env" "$node/pause.tar"
+rm -f "$node/node.env" "$node/binaries.env" "$node/pause.tar"
 log "node in $node torn down (logs in $node/logs)"

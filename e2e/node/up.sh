@@ -50,6 +50,8 @@ for t in containerd containerd-shim-runc-v2 ctr runc iptables ipset conntrack so
 done
 
 mkdir -p "$node"/{pids,logs,pki,containerd,cni/net.d,cni/ipam,kubelet,pod-logs}
+# down.sh runs the cleanup modes of these binaries: it finds them here, and never builds them
+printf 'SQE_NODE_BIN=%s\nSQE_NODE_ROUTER_BIN=%s\n' "$nodebin" "$routerbin" >"$node/binaries.env"
 chmod 700 "$node/pki"
 pki=$dir/pki
 days=3650

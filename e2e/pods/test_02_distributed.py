@@ -37,6 +37,10 @@ def test_three_workers_register_and_share_a_tpch_query(kc: Kubectl, ns: str, lak
             assert {w["node_version"] for w in workers} == {VERSION}, workers
             ips = {p["status"]["podIP"] for p in pods(kc, ns, "worker")}
             assert {w["http_uri"].removeprefix("http://").rsplit(":", 1)[0] for w in workers} == ips, workers
+            # the coordinator shows its own pod's Trino URL, not the address it binds (0.0.0.0)
+            coordinator_ip = pods(kc, ns, "coordinator")[0]["status"]["podIP"]
+            coordinators = fetch_dicts(conn, "SELECT http_uri FROM system.runtime.nodes WHERE coordinator")
+            assert coordinators == [{"http_uri": f"http://{coordinator_ip}:8080"}], coordinators
 
             # TPC-H lineitem in six data files, so its scan has work for every worker
             schema = f"tpch_{uuid.uuid4().hex[:6]}"

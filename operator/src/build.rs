@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::crd::ClusterMode;
 use crate::engine_config::{
-    ADVERTISE_URL_ENV, CONFIG_DIR, CONFIG_FILE, DATA_DIR, INTERNAL_TOKEN_ENV, POD_IP_ENV,
+    ADVERTISE_URL_ENV, CONFIG_DIR, COORDINATOR_ADVERTISE_URL_ENV, CONFIG_FILE, DATA_DIR, INTERNAL_TOKEN_ENV, POD_IP_ENV,
     PORT_FLIGHT_SQL, PORT_HEALTH, PORT_METRICS, PORT_TRINO_HTTP, PORT_WORKER, SPILL_DIR, USERS_DIR,
     USERS_FILE,
 };
@@ -489,9 +489,7 @@ fn deployment(
         }),
         ..Default::default()
     }];
-    if role == Role::Worker {
-        env.extend(worker_address_env());
-    }
+    env.extend(address_env(role));
     let env_from = plan.existing_secret.as_ref().map(|secret| {
         vec![EnvFromSource {
             secret_ref: Some(SecretEnvSource {
@@ -871,9 +869,10 @@ fn canonical_value(value: &Value) -> Value {
     }
 }
 
-/// A worker's name and address from the downward API: it registers as its pod
-/// (`worker.node_id`) at `http://<pod IP>:50052` (`worker.advertise_url`).
-fn worker_address_env() -> [EnvVar; 3] {
+/// A pod's address from the downward API. A worker registers as its pod (`worker.node_id`)
+/// at `http://<pod IP>:50052` (`worker.advertise_url`); the coordinator shows
+/// `http://<pod IP>:8080` in `system.runtime.nodes` (`coordinator.advertise_url`).
+fn address_env(role: Role) -> Vec<EnvVar> {
     let field = |path: &str| EnvVarSource {
         field_ref: Some(ObjectFieldSelector {
             field_path: path.into(),
@@ -881,22 +880,33 @@ fn worker_address_env() -> [EnvVar; 3] {
         }),
         ..Default::default()
     };
-    [
-        EnvVar {
-            name: POD_IP_ENV.into(),
-            value_from: Some(field("status.podIP")),
-            ..Default::default()
-        },
-        EnvVar {
-            name: "SQE_WORKER__NODE_ID".into(),
-            value_from: Some(field("metadata.name")),
-            ..Default::default()
-        },
-        EnvVar {
-            // Kubernetes expands $(POD_IP): it is defined above
-            name: ADVERTISE_URL_ENV.into(),
-            value: Some(format!("http://$({POD_IP_ENV}):{PORT_WORKER}")),
-            ..Default::default()
-        },
-    ]
+    let value = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        ..Default::default()
+    };
+    let mut env = vec![EnvVar {
+        name: POD_IP_ENV.into(),
+        value_from: Some(field("status.podIP")),
+        ..Default::default()
+    }];
+    // Kubernetes expands $(POD_IP): it is defined above
+    match role {
+        Role::Coordinator => env.push(value(
+            COORDINATOR_ADVERTISE_URL_ENV,
+            format!("http://$({POD_IP_ENV}):{PORT_TRINO_HTTP}"),
+        )),
+        Role::Worker => env.extend([
+            EnvVar {
+                name: "SQE_WORKER__NODE_ID".into(),
+                value_from: Some(field("metadata.name")),
+                ..Default::default()
+            },
+            value(
+                ADVERTISE_URL_ENV,
+                format!("http://$({POD_IP_ENV}):{PORT_WORKER}"),
+            ),
+        ]),
+    }
+    env
 }

@@ -44,6 +44,10 @@ const OPERATOR_KEYS: &[(&str, &str)] = &[
     ("coordinator.flight_sql_addr", "the operator (port 50051)"),
     ("coordinator.trino_http_addr", "the operator (port 8080)"),
     (
+        "coordinator.advertise_url",
+        "the operator (the pod's IP, SQE_COORDINATOR__ADVERTISE_URL)",
+    ),
+    (
         "coordinator.health_addr",
         "the operator (port 9091, the probes)",
     ),
@@ -93,6 +97,8 @@ const SECRET_KEYS: &[&str] = &[
 /// and the other workers reach each worker pod directly, not through a Service.
 pub const POD_IP_ENV: &str = "POD_IP";
 pub const ADVERTISE_URL_ENV: &str = "SQE_WORKER__ADVERTISE_URL";
+/// The coordinator's Trino URL from its pod IP, as `system.runtime.nodes` shows it.
+pub const COORDINATOR_ADVERTISE_URL_ENV: &str = "SQE_COORDINATOR__ADVERTISE_URL";
 
 /// The environment variable the operator sets from the internal Secret.
 pub const INTERNAL_TOKEN_ENV: &str = "SQE_WORKER__INTERNAL_TOKEN";

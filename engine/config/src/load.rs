@@ -292,6 +292,33 @@ mod tests {
     }
 
     #[test]
+    fn a_url_that_is_not_http_is_named() {
+        for (var, key) in [
+            (
+                "SQE_COORDINATOR__ADVERTISE_URL",
+                "coordinator.advertise_url",
+            ),
+            ("SQE_WORKER__ADVERTISE_URL", "worker.advertise_url"),
+            ("SQE_WORKER__COORDINATOR_URL", "worker.coordinator_url"),
+        ] {
+            let err = load_from_str("", file(), env(&[(var, "10.0.0.5:8080")])).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(key), "{var}: {text}");
+            assert!(text.contains("is not an http(s) URL"), "{var}: {text}");
+        }
+        let c = load_from_str(
+            "",
+            file(),
+            env(&[("SQE_COORDINATOR__ADVERTISE_URL", "http://10.0.0.5:8080")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.coordinator.advertise_url.as_deref(),
+            Some("http://10.0.0.5:8080")
+        );
+    }
+
+    #[test]
     fn no_auth_on_a_public_address_is_refused() {
         let err = load_from_str(
             "[coordinator]\nflight_sql_addr = \"0.0.0.0:50051\"\n",

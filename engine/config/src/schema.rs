@@ -51,6 +51,9 @@ pub struct CoordinatorConfig {
     pub flight_sql_addr: String,
     /// Trino HTTP client protocol listener.
     pub trino_http_addr: String,
+    /// The URL of this coordinator's Trino port that others see (`system.runtime.nodes`);
+    /// unset, it is `http://<trino_http_addr>`.
+    pub advertise_url: Option<String>,
     /// A Trino query whose client has not polled for this long is cancelled and freed.
     pub trino_client_timeout_secs: u64,
     /// `/healthz` and `/readyz` listener.
@@ -97,6 +100,7 @@ impl Default for CoordinatorConfig {
             mode: Mode::Hybrid,
             flight_sql_addr: ports::loopback(ports::FLIGHT_SQL),
             trino_http_addr: ports::loopback(ports::TRINO_HTTP),
+            advertise_url: None,
             trino_client_timeout_secs: 300,
             health_addr: ports::loopback(ports::HEALTH),
             data_dir: "./sqe-data".into(),
@@ -406,6 +410,7 @@ impl SqeConfig {
         }
         let w = &self.worker;
         for (key, url) in [
+            ("coordinator.advertise_url", &c.advertise_url),
             ("worker.coordinator_url", &w.coordinator_url),
             ("worker.advertise_url", &w.advertise_url),
         ] {

@@ -176,7 +176,10 @@ impl Engine {
         let node_id = std::env::var("HOSTNAME").unwrap_or_else(|_| "sqe-coordinator".into());
         let node = NodeInfo {
             node_id: node_id.clone(),
-            http_uri: format!("http://{}", c.trino_http_addr),
+            http_uri: c
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", c.trino_http_addr)),
             version: crate::version().to_string(),
             coordinator: true,
         };

@@ -135,11 +135,16 @@ impl TrinoQuery {
 
     /// Stops the query and records it as cancelled (DELETE, or an abandoned client).
     pub fn cancel(&self, reason: SqeError) {
-        self.entry.cancel.cancel();
+        // the reason is recorded before the token fires, so a waiting poll answers with it
         if let Some(mut h) = lock(&self.handle).take() {
             h.fail(&reason);
         }
+        self.entry.cancel.cancel();
         lock(&self.done_at).get_or_insert_with(Instant::now);
+    }
+
+    fn cancel_reason(&self) -> SqeError {
+        self.entry.error().unwrap_or_else(SqeError::cancelled)
     }
 
     /// The response for `token`, waiting up to `wait` for the producer.
@@ -168,6 +173,13 @@ impl TrinoQuery {
         // the answer to the POST never waits: it is QUEUED with a nextUri, as Trino's is
         if token > 0 {
             loop {
+                if self.entry.cancel.is_cancelled() {
+                    // a cancelled query answers FAILED at once: its producer may still be
+                    // waiting for a thread of the busy query runtime to notice
+                    data = None;
+                    done = Some(Err(self.cancel_reason()));
+                    break;
+                }
                 let item = match d.pending.take() {
                     Some(i) => Some(i),
                     None if data.is_some() => match d.rx.try_recv() {
@@ -175,9 +187,13 @@ impl TrinoQuery {
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => None,
                     },
-                    None => match tokio::time::timeout_at(deadline, d.rx.recv()).await {
-                        Ok(i) => i,
-                        Err(_) => break,
+                    None => tokio::select! {
+                        biased;
+                        _ = self.entry.cancel.cancelled() => continue,
+                        r = tokio::time::timeout_at(deadline, d.rx.recv()) => match r {
+                            Ok(i) => i,
+                            Err(_) => break,
+                        },
                     },
                 };
                 match item {
@@ -195,7 +211,7 @@ impl TrinoQuery {
                     }
                     None => {
                         // the producer is gone without a result: it was cancelled
-                        done = Some(Err(self.entry.error().unwrap_or_else(SqeError::cancelled)));
+                        done = Some(Err(self.cancel_reason()));
                         break;
                     }
                 }
