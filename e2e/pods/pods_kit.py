@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -143,13 +145,56 @@ def flight_conn(port: int):
 
 
 
+def pod_timeline(pod: dict) -> tuple[float, float, float]:
+    """When a pod was created, its (first) container started and it became Ready, as epoch
+    seconds from the API's timestamps (whole seconds)."""
+    from datetime import datetime
+
+    def at(ts: str) -> float:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+    status = pod["status"]
+    [ready] = [c for c in status["conditions"] if c["type"] == "Ready" and c["status"] == "True"]
+    started = status["containerStatuses"][0]["state"]["running"]["startedAt"]
+    return at(pod["metadata"]["creationTimestamp"]), at(started), at(ready["lastTransitionTime"])
+
+
 UNREACHABLE = "could not connect to SQE at"  # sqe-cli's words when no connection was made
 
 
 def run_cli_pod(kc: Kubectl, ns: str, name: str, image: str, args: list[str],
                 labels: dict[str, str] | None = None, refused: bool = False, timeout: float = 90) -> str:
-    """Runs `sqe-cli <args>` (the engine image's client, logged in as alice) in a pod of its
-    own, as restricted as SQE's, and returns what it printed.
+    """Runs `sqe-cli <args>` (the engine image's client, logged in as alice) in a client pod
+    (`run_client_pod`) and returns what it printed."""
+    return run_client_pod(kc, ns, name, image, ["sqe-cli", "--user", "alice", *args],
+                          labels=labels, refused=refused, timeout=timeout)
+
+
+TRINO_CLIENT_IMAGE = os.environ.get("SQE_TRINO_CLIENT_IMAGE", "")
+
+
+def run_trino_client_pod(kc: Kubectl, ns: str, name: str, host: str, sql: str, timeout: float = 90) -> list[list]:
+    """Runs `sql` with the Python Trino client (trinodb/trino-python-client; the image of
+    e2e/pods/trino-client, `make trino-client-image`) as alice, over HTTP with a password, in a
+    client pod (`run_client_pod`), and returns its rows."""
+    assert TRINO_CLIENT_IMAGE, "SQE_TRINO_CLIENT_IMAGE is not set (make trino-client-image)"
+    program = (
+        "import json, os, sys, trino\n"
+        "conn = trino.dbapi.connect(host=sys.argv[1], port=8080, user='alice', http_scheme='http',\n"
+        "    auth=trino.auth.BasicAuthentication('alice', os.environ['SQE_PASSWORD']), allow_insecure_auth=True)\n"
+        "cur = conn.cursor()\n"
+        "cur.execute(sys.argv[2])\n"
+        "print(json.dumps(cur.fetchall(), default=str))\n"
+    )
+    out = run_client_pod(kc, ns, name, TRINO_CLIENT_IMAGE, ["python3", "-c", program, host, sql], timeout=timeout)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_client_pod(kc: Kubectl, ns: str, name: str, image: str, command: list[str],
+                   labels: dict[str, str] | None = None, refused: bool = False, timeout: float = 90) -> str:
+    """Runs `command` in a pod of its own, as restricted as SQE's (UID 1000, read-only root
+    filesystem, no capabilities), with alice's password in SQE_PASSWORD, and returns what it
+    printed.
 
     The pod restarts its container on failure, keeping its address: the node's NetworkPolicy
     controller admits a new pod's address when it sees the pod, which can be after the pod
@@ -163,8 +208,8 @@ def run_cli_pod(kc: Kubectl, ns: str, name: str, image: str, args: list[str],
             "restartPolicy": "OnFailure",
             "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{
-                "name": "cli", "image": image, "imagePullPolicy": "IfNotPresent",
-                "command": ["sqe-cli", "--user", "alice", *args],
+                "name": "client", "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": command,
                 "env": [{"name": "SQE_PASSWORD", "value": USERS["alice"]}],
                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]}},

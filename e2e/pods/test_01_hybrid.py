@@ -11,7 +11,7 @@ import adbc_driver_flightsql.dbapi as flight_sql
 import trino
 
 from kube import Kubectl, wait_for
-from pods_kit import USERS, Node, PortForward, json_rows, pods, run_cli_pod, wait_ready
+from pods_kit import USERS, Node, PortForward, json_rows, pods, run_cli_pod, run_trino_client_pod, wait_ready
 from sqe_harness import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "config" / "samples" / "sqecluster-hybrid.yaml"
@@ -85,12 +85,15 @@ def test_both_protocols_through_the_service_from_the_host_and_a_pod(kc: Kubectl,
             cur.execute("SELECT count(*) FROM tpch.orders WHERE o_orderstatus = 'F'")
             assert cur.fetchall() == [[7304]]
 
-    # from a client pod, by the Service's DNS name: sqe-cli from the same image
+    # from client pods, by the Service's DNS name: sqe-cli (Flight SQL) from the same image, and
+    # the Python Trino client
+    host = f"{service}.{ns}.svc.cluster.local"
     image = kc.get("deployment", f"{name}-coordinator", ns)["spec"]["template"]["spec"]["containers"][0]["image"]
     logs = run_cli_pod(kc, ns, "flight-sql-client", image, [
-        "--host", f"{service}.{ns}.svc.cluster.local", "--format", "json",
-        "-e", "SELECT count(*) AS n FROM tpch.customer"])
+        "--host", host, "--format", "json", "-e", "SELECT count(*) AS n FROM tpch.customer"])
     assert json_rows(logs) == [{"n": 1500}], logs
+    assert run_trino_client_pod(kc, ns, "trino-client", host,
+                                "SELECT n_name, current_user FROM tpch.nation WHERE n_nationkey = 7") == [["GERMANY", "alice"]]
 
 
 def test_emptydir_data_is_gone_after_a_restart_and_the_sample_is_back(kc: Kubectl, ns: str):
