@@ -184,8 +184,13 @@ def test_hybrid_sample(kc: Kubectl, ns: str) -> None:
                                       "limits": {"cpu": "2", "memory": "2Gi"}}
     # the cluster's credential, which the coordinator signs bearer tokens with: a token outlives
     # a restart of the coordinator
-    assert container["env"] == [{"name": "SQE_WORKER__INTERNAL_TOKEN", "valueFrom": {"secretKeyRef": {
-        "name": f"{name}-internal", "key": "internal-token", "optional": False}}}]
+    # and the address system.runtime.nodes shows for it: its pod's IP (the downward API)
+    assert container["env"] == [
+        {"name": "SQE_WORKER__INTERNAL_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": f"{name}-internal", "key": "internal-token", "optional": False}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+        {"name": "SQE_COORDINATOR__ADVERTISE_URL", "value": "http://$(POD_IP):8080"},
+    ]
     assert "envFrom" not in container
     internal = check_child(kc.get("secret", f"{name}-internal", ns), obj, None, "internal Secret")
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", base64.b64decode(internal["data"]["internal-token"]).decode())
@@ -274,9 +279,13 @@ def test_distributed_sample(kc: Kubectl, ns: str) -> None:
     assert wc["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}}
     token_env = {"name": "SQE_WORKER__INTERNAL_TOKEN", "valueFrom": {"secretKeyRef": {
         "name": f"{name}-internal", "key": "internal-token", "optional": False}}}
-    assert cc["env"] == [token_env]
     # a worker registers under its pod's name at its pod's IP (the downward API)
     field = lambda path: {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}  # noqa: E731
+    assert cc["env"] == [
+        token_env,
+        {"name": "POD_IP", "valueFrom": field("status.podIP")},
+        {"name": "SQE_COORDINATOR__ADVERTISE_URL", "value": "http://$(POD_IP):8080"},
+    ]
     assert wc["env"] == [
         token_env,
         {"name": "POD_IP", "valueFrom": field("status.podIP")},

@@ -82,11 +82,17 @@ class Pod:
             env.update({k: base64.b64decode(v).decode() for k, v in secret["data"].items()})
         for var in self.container.get("env") or []:
             ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+            field = (var.get("valueFrom") or {}).get("fieldRef")
             if ref:
                 secret = self.kc.get("secret", ref["name"], self.ns)
                 env[var["name"]] = base64.b64decode(secret["data"][ref["key"]]).decode()
+            elif field:
+                # the downward API, as the kubelet fills it for a pod on this machine
+                env[var["name"]] = {"status.podIP": "127.0.0.1"}[field["fieldPath"]]
             else:
-                env[var["name"]] = var["value"]
+                # $(NAME) names a variable defined before this one, as the kubelet expands it
+                env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)),
+                                          var["value"])
         return env
 
 
