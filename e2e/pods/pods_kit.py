@@ -16,7 +16,10 @@ USERS = {"alice": "alice-pods-pw-1"}
 VERSION = "0.1.0"  # the workspace version the images are built from
 NEXT_VERSION = f"{VERSION}-next"  # `make images-next`: the same binary stamped with another version
 NEXT_PROTOCOL_VERSION = f"{VERSION}-next-p2"  # ... and a worker protocol one ahead (2)
-IMAGE_ARCHIVES = ("sqe.tar", "sqe-operator.tar", f"sqe-{NEXT_VERSION}.tar", f"sqe-{NEXT_PROTOCOL_VERSION}.tar")
+IMAGE_ARCHIVES = (
+    "sqe.tar", "sqe-operator.tar", f"sqe-{NEXT_VERSION}.tar", f"sqe-{NEXT_PROTOCOL_VERSION}.tar",
+    "trino-client.tar",  # the client pods' Trino client (make trino-client-image)
+)
 
 @dataclass
 class Node:

@@ -10,7 +10,7 @@ import time
 import uuid
 
 from kube import Kubectl, wait_for
-from pods_kit import VERSION, PortForward, distributed_cluster, flight_conn, lakehouse_secret, pod_timeline, pods, wait_ready, wait_workers_active
+from pods_kit import VERSION, PortForward, distributed_cluster, flight_conn, lakehouse_secret, pod_timeline, pods, ready_workers, wait_ready, wait_workers_active
 from seaweed import KEY, SECRET, Seaweed
 from sqe_harness import REPO_ROOT, fetch_dicts, query_id, query_tasks, server_binary
 
@@ -28,6 +28,8 @@ def test_three_workers_register_and_share_a_tpch_query(kc: Kubectl, ns: str, lak
     print(f"distributed cluster ({WORKERS} workers) Ready {time.monotonic() - t0:.1f}s after apply")
     worker_pods = {p["metadata"]["name"] for p in pods(kc, ns, "worker")}
     assert len(worker_pods) == WORKERS
+    # the cluster is Ready once enough workers are; the timings are of every pod Ready
+    wait_for(lambda: ready_workers(kc, ns) == worker_pods or None, 120, f"all {WORKERS} worker pods Ready")
     for role in ("coordinator", "worker"):
         for pod in pods(kc, ns, role):
             created, started, ready = pod_timeline(pod)
